@@ -1,0 +1,161 @@
+//! Service-to-service HTTP calls (sync mode), always through nginx.
+//!
+//! Every internal endpoint of the suite is idempotent by a key in its path or body (a hold is
+//! keyed by reservation id, a charge by order id), so a call that failed in transport or met a
+//! 502/503/504 is retried with exponential backoff and jitter. Each attempt carries a timeout;
+//! a peer's own error answer (404, 409, 422…) is passed on unchanged, never retried.
+
+use crate::auth::INTERNAL_KEY_HEADER;
+use crate::config::CommonConfig;
+use crate::error::{ApiError, ErrorBody};
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct ServiceClient {
+    http: reqwest::Client,
+    base: String,
+    internal_key: String,
+    backoff: ExponentialBuilder,
+}
+
+/// What one attempt ended with, before retry decides.
+#[derive(Debug)]
+enum Failure {
+    Transport(reqwest::Error),
+    Status(StatusCode, Option<ErrorBody>),
+    Decode(String),
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Transport(_) => true,
+            Failure::Status(s, _) => matches!(s.as_u16(), 502..=504),
+            Failure::Decode(_) => false,
+        }
+    }
+}
+
+impl ServiceClient {
+    pub fn new(config: &CommonConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.upstream_timeout_ms))
+            .connect_timeout(Duration::from_millis(500))
+            // Keep connections to nginx warm: a new TCP handshake per call costs more than
+            // the call itself on loopback.
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            http,
+            base: config.upstream_url.trim_end_matches('/').to_string(),
+            internal_key: config.internal_key.clone(),
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(20))
+                .with_max_delay(Duration::from_millis(400))
+                .with_max_times(3)
+                .with_jitter(),
+        })
+    }
+
+    /// POST `body` to `path` (starting with `/internal/`) and decode a 2xx answer.
+    pub async fn post<B: Serialize + Sync, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        let attempt = || async {
+            let resp = self
+                .http
+                .post(&url)
+                .header(INTERNAL_KEY_HEADER, &self.internal_key)
+                .json(body)
+                .send()
+                .await
+                .map_err(Failure::Transport)?;
+            decode(resp).await
+        };
+        self.run(path, attempt).await
+    }
+
+    /// GET `path` and decode a 2xx answer.
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        let attempt = || async {
+            let resp = self
+                .http
+                .get(&url)
+                .header(INTERNAL_KEY_HEADER, &self.internal_key)
+                .send()
+                .await
+                .map_err(Failure::Transport)?;
+            decode(resp).await
+        };
+        self.run(path, attempt).await
+    }
+
+    async fn run<R, F, Fut>(&self, path: &str, attempt: F) -> Result<R, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<R, Failure>>,
+    {
+        attempt
+            .retry(self.backoff)
+            .when(Failure::retryable)
+            .notify(|f, wait| tracing::debug!(%path, ?f, ?wait, "retrying internal call"))
+            .await
+            .map_err(|f| into_api_error(path, f))
+    }
+}
+
+async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R, Failure> {
+    let status = resp.status();
+    if status.is_success() {
+        let bytes = resp.bytes().await.map_err(Failure::Transport)?;
+        return serde_json::from_slice(&bytes).map_err(|e| Failure::Decode(e.to_string()));
+    }
+    let body = resp
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    Err(Failure::Status(status, body))
+}
+
+fn into_api_error(path: &str, failure: Failure) -> ApiError {
+    match failure {
+        Failure::Transport(e) if e.is_timeout() => {
+            tracing::warn!(%path, error = %e, "internal call timed out");
+            ApiError::unavailable(
+                "upstream_timeout",
+                "a downstream service did not answer in time",
+            )
+        }
+        Failure::Transport(e) => {
+            tracing::warn!(%path, error = %e, "internal call failed");
+            ApiError::unavailable(
+                "upstream_unavailable",
+                "a downstream service is unavailable",
+            )
+        }
+        Failure::Status(status, _) if matches!(status.as_u16(), 502..=504) => {
+            ApiError::unavailable(
+                "upstream_unavailable",
+                "a downstream service is unavailable",
+            )
+        }
+        Failure::Status(status, Some(body)) => ApiError::from_status(status.as_u16(), body),
+        Failure::Status(status, None) => ApiError::Internal(anyhow::anyhow!(
+            "{path} answered {status} without an error body"
+        )),
+        Failure::Decode(e) => {
+            ApiError::Internal(anyhow::anyhow!("{path}: undecodable answer: {e}"))
+        }
+    }
+}

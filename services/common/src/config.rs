@@ -1,0 +1,208 @@
+//! Configuration shared by every service, read from environment variables.
+//!
+//! Every field has a documented default so a bare `cargo run -p inventory` works against the
+//! local servers. Variable names are the field names in upper case (`DATABASE_URL`, `PORT`, …).
+//! Secrets are never printed: [`CommonConfig`]'s `Debug` redacts them.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::fmt;
+
+/// Load any serde struct from the process environment (field `foo_bar` ← `FOO_BAR`).
+/// Missing variables take the struct's serde defaults.
+pub fn from_env<T: DeserializeOwned>() -> anyhow::Result<T> {
+    let settings = ::config::Config::builder()
+        .add_source(::config::Environment::default().try_parsing(true))
+        .build()?;
+    Ok(settings.try_deserialize()?)
+}
+
+/// The architecture the suite runs: services calling each other over HTTP, or reacting to
+/// events on RabbitMQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Sync,
+    Async,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Async => "async",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Mode::Sync),
+            "async" => Ok(Mode::Async),
+            other => anyhow::bail!("unknown mode {other:?}: expected sync or async"),
+        }
+    }
+}
+
+/// Settings every service reads. Each service adds its own struct beside this one.
+#[derive(Clone, Deserialize)]
+pub struct CommonConfig {
+    /// `MODE`: sync (default) or async.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `HOST`: address to bind. Default 127.0.0.1.
+    #[serde(default = "defaults::host")]
+    pub host: String,
+    /// `PORT`: port to bind; 0 picks a free one (see `PORT_FILE`). Default 0.
+    #[serde(default)]
+    pub port: u16,
+    /// `PORT_FILE`: when set, the bound port is written there once listening.
+    #[serde(default)]
+    pub port_file: Option<String>,
+    /// `INSTANCE`: name of this replica in logs and metrics. Default `<service>-<pid>`.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// `WORKERS`: actix worker threads. Default 2 (the target machine has 2 cores).
+    #[serde(default = "defaults::workers")]
+    pub workers: usize,
+    /// `DATABASE_URL`: PostgreSQL server URL *without* a database name.
+    /// Default `postgres://postgres@127.0.0.1:5432`.
+    #[serde(default = "defaults::database_url")]
+    pub database_url: String,
+    /// `DATABASE_PREFIX`: this service's database is `<prefix>_<service>`. Default `flashsale`.
+    #[serde(default = "defaults::database_prefix")]
+    pub database_prefix: String,
+    /// `DB_POOL_SIZE`: connections per replica. Default 8: the hot stock row serialises
+    /// writers, so more connections only queue inside PostgreSQL.
+    #[serde(default = "defaults::db_pool_size")]
+    pub db_pool_size: usize,
+    /// `REDIS_URL`. Default `redis://127.0.0.1:6379`.
+    #[serde(default = "defaults::redis_url")]
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: every key this suite writes starts with it. Default `flashsale`.
+    #[serde(default = "defaults::redis_prefix")]
+    pub redis_prefix: String,
+    /// `AMQP_URL`. Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    #[serde(default = "defaults::amqp_url")]
+    pub amqp_url: String,
+    /// `TOKEN_SECRET`: HMAC key of user bearer tokens, shared by every service.
+    #[serde(default = "defaults::token_secret")]
+    pub token_secret: String,
+    /// `TOKEN_TTL_SECS`: lifetime of a bearer token. Default 3600.
+    #[serde(default = "defaults::token_ttl_secs")]
+    pub token_ttl_secs: u64,
+    /// `INTERNAL_KEY`: shared key that service-to-service calls present in `x-internal-key`.
+    #[serde(default = "defaults::internal_key")]
+    pub internal_key: String,
+    /// `UPSTREAM_URL`: where service-to-service calls go (nginx). Default `http://127.0.0.1:8080`.
+    #[serde(default = "defaults::upstream_url")]
+    pub upstream_url: String,
+    /// `UPSTREAM_TIMEOUT_MS`: whole-call timeout of a service-to-service call. Default 5000.
+    #[serde(default = "defaults::upstream_timeout_ms")]
+    pub upstream_timeout_ms: u64,
+    /// `BODY_LIMIT_BYTES`: largest accepted JSON body. Default 16 KiB.
+    #[serde(default = "defaults::body_limit_bytes")]
+    pub body_limit_bytes: usize,
+    /// `SHUTDOWN_GRACE_SECS`: how long SIGTERM waits for in-flight work. Default 10.
+    #[serde(default = "defaults::shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl CommonConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        from_env()
+    }
+
+    /// Database name of `service` under this configuration.
+    pub fn database_name(&self, service: &str) -> String {
+        format!("{}_{}", self.database_prefix, service)
+    }
+
+    pub fn instance_name(&self, service: &str) -> String {
+        self.instance
+            .clone()
+            .unwrap_or_else(|| format!("{service}-{}", std::process::id()))
+    }
+}
+
+impl fmt::Debug for CommonConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommonConfig")
+            .field("mode", &self.mode)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("workers", &self.workers)
+            .field("database_url", &self.database_url)
+            .field("database_prefix", &self.database_prefix)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("upstream_url", &self.upstream_url)
+            .field("token_secret", &"<redacted>")
+            .field("internal_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("every CommonConfig field has a default")
+    }
+}
+
+mod defaults {
+    pub fn host() -> String {
+        "127.0.0.1".into()
+    }
+    pub fn workers() -> usize {
+        2
+    }
+    pub fn database_url() -> String {
+        "postgres://postgres@127.0.0.1:5432".into()
+    }
+    pub fn database_prefix() -> String {
+        "flashsale".into()
+    }
+    pub fn db_pool_size() -> usize {
+        8
+    }
+    pub fn redis_url() -> String {
+        "redis://127.0.0.1:6379".into()
+    }
+    pub fn redis_prefix() -> String {
+        "flashsale".into()
+    }
+    pub fn amqp_url() -> String {
+        "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+    }
+    pub fn token_secret() -> String {
+        "flashsale-development-secret-change-me".into()
+    }
+    pub fn token_ttl_secs() -> u64 {
+        3600
+    }
+    pub fn internal_key() -> String {
+        "flashsale-internal-development-key".into()
+    }
+    pub fn upstream_url() -> String {
+        "http://127.0.0.1:8080".into()
+    }
+    pub fn upstream_timeout_ms() -> u64 {
+        5000
+    }
+    pub fn body_limit_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn shutdown_grace_secs() -> u64 {
+        10
+    }
+}

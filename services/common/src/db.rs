@@ -1,0 +1,117 @@
+//! PostgreSQL: one database per service, created if missing, migrated at start-up, and a small
+//! connection pool that fails fast when the server is away.
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+pub use deadpool_postgres::Pool as PgPool;
+
+/// Connection string of database `name` on the server at `server_url`.
+pub fn database_url(server_url: &str, name: &str) -> String {
+    format!("{}/{}", server_url.trim_end_matches('/'), name)
+}
+
+/// Create database `name` unless it exists. Replicas starting together race here, so a
+/// concurrent creation is not an error.
+pub async fn ensure_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "database name {name:?} must be [A-Za-z0-9_]"
+    );
+    let (client, conn) = tokio_postgres::connect(&database_url(server_url, "postgres"), NoTls)
+        .await
+        .context("connecting to PostgreSQL to create the service database")?;
+    let conn = tokio::spawn(conn);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        if let Err(e) = client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+        {
+            // 42P04 duplicate_database, 23505 unique_violation on pg_database: a replica won.
+            let raced = e
+                .code()
+                .is_some_and(|c| c.code() == "42P04" || c.code() == "23505");
+            if !raced {
+                return Err(e).context(format!("creating database {name}"));
+            }
+        }
+    }
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
+
+/// Apply the service's embedded migrations. An advisory lock serialises replicas that start
+/// at the same moment; the second one finds nothing left to do.
+pub async fn migrate(url: &str, runner: refinery::Runner) -> anyhow::Result<()> {
+    let (mut client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .context("connecting to PostgreSQL for migrations")?;
+    let conn = tokio::spawn(conn);
+    client
+        .batch_execute("SELECT pg_advisory_lock(7201001)")
+        .await
+        .context("taking the migration lock")?;
+    let result = runner.run_async(&mut client).await;
+    client
+        .batch_execute("SELECT pg_advisory_unlock(7201001)")
+        .await
+        .context("releasing the migration lock")?;
+    result.context("applying migrations")?;
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
+
+/// A pool of at most `size` connections. Waiting for a connection or opening one is bounded,
+/// so a request fails with 503 in about two seconds when PostgreSQL is away instead of
+/// hanging; broken connections are dropped on recycle, so the pool heals by itself.
+pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
+    let pg: tokio_postgres::Config = url.parse().context("parsing the database URL")?;
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            // `Fast` checks only `is_closed()`: a connection the server closed is replaced,
+            // without an extra round trip on every checkout.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts {
+            wait: Some(Duration::from_secs(2)),
+            create: Some(Duration::from_secs(2)),
+            recycle: Some(Duration::from_secs(2)),
+        })
+        .build()
+        .context("building the database pool")
+}
+
+/// Everything a service needs before it serves: the database exists, is migrated, and a
+/// pool to it.
+pub async fn setup(
+    server_url: &str,
+    name: &str,
+    pool_size: usize,
+    runner: refinery::Runner,
+) -> anyhow::Result<Pool> {
+    ensure_database(server_url, name).await?;
+    let url = database_url(server_url, name);
+    migrate(&url, runner).await?;
+    pool(&url, pool_size)
+}
+
+/// Readiness probe: one round trip on a pooled connection.
+pub async fn ping(pool: &Pool) -> anyhow::Result<()> {
+    let client = pool.get().await.context("getting a database connection")?;
+    client.simple_query("SELECT 1").await.context("SELECT 1")?;
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The serving skeleton every service shares: binding, JSON extractor errors, health checks,
+//! the JSON 404/405 fallback, and running the server beside background loops until SIGTERM.
+
+use crate::auth::{InternalKey, TokenKeys};
+use crate::config::CommonConfig;
+use crate::error::ApiError;
+use actix_web::dev::Server;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::future::BoxFuture;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Bind the service's listener (port 0 picks a free port) and, when `PORT_FILE` is set, write
+/// the bound port there so the harness can route nginx to it.
+pub fn bind(config: &CommonConfig) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+    let port = listener.local_addr()?.port();
+    if let Some(path) = &config.port_file {
+        let tmp = format!("{path}.tmp");
+        std::fs::write(&tmp, port.to_string())?;
+        std::fs::rename(&tmp, path)?;
+    }
+    Ok(listener)
+}
+
+/// A readiness check: resolves to `Ok` when one dependency answers.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// What `/readyz` checks, by name.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+}
+
+impl Readiness {
+    pub fn with_database(mut self, pool: crate::db::PgPool) -> Self {
+        self.checks.push((
+            "database",
+            Arc::new(move || {
+                let pool = pool.clone();
+                Box::pin(async move { crate::db::ping(&pool).await })
+            }),
+        ));
+        self
+    }
+
+    pub fn with_redis(mut self, pool: crate::cache::RedisPool) -> Self {
+        self.checks.push((
+            "redis",
+            Arc::new(move || {
+                let pool = pool.clone();
+                Box::pin(async move { crate::cache::ping(&pool).await })
+            }),
+        ));
+        self
+    }
+
+    pub fn with_check(mut self, name: &'static str, check: Check) -> Self {
+        self.checks.push((name, check));
+        self
+    }
+}
+
+/// App data and routes every service registers: extractor error handlers, token keys, the
+/// internal key, `/healthz` and `/readyz`.
+pub fn configure(cfg: &mut web::ServiceConfig, config: &CommonConfig, readiness: Readiness) {
+    cfg.app_data(json_config(config.body_limit_bytes))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::Data::new(TokenKeys::new(
+            &config.token_secret,
+            config.token_ttl_secs,
+        )))
+        .app_data(web::Data::new(InternalKey(config.internal_key.clone())))
+        .app_data(web::Data::new(readiness))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// JSON bodies: at most `limit` bytes, `application/json` only, and every way of getting it
+/// wrong answered as a JSON error with its own status.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(true)
+        .error_handler(move |err, _req| json_error(err, limit).into())
+}
+
+fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::unprocessable("invalid_body", format!("invalid request body: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        }
+        other => ApiError::bad_request("malformed_body", format!("unreadable body: {other}")),
+    }
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("malformed_path", format!("malformed path: {err}")).into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("malformed_query", format!("malformed query string: {err}")).into()
+}
+
+/// Fallback for unknown routes: a JSON 404.
+pub async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::not_found("route"))
+}
+
+/// Middleware that gives actix's own bodiless answers (405 on a known path with another
+/// method) the suite's JSON error body.
+pub fn json_fallbacks<B: actix_web::body::MessageBody + 'static>(
+) -> actix_web::middleware::ErrorHandlers<B> {
+    use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+    ErrorHandlers::new().handler(actix_web::http::StatusCode::METHOD_NOT_ALLOWED, |res| {
+        let (req, _) = res.into_parts();
+        let res = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+        Ok(ErrorHandlerResponse::Response(
+            actix_web::dev::ServiceResponse::new(req, res).map_into_right_body(),
+        ))
+    })
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let mut failed = serde_json::Map::new();
+    for (name, check) in &readiness.checks {
+        if let Err(e) = check().await {
+            failed.insert((*name).to_string(), format!("{e:#}").into());
+        }
+    }
+    if failed.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "code": "not_ready",
+            "message": "a dependency is unavailable",
+            "failed": failed,
+        }))
+    }
+}
+
+/// Run `server` and the background `tasks` until SIGTERM/SIGINT (or `cancel`), then drain:
+/// stop accepting, let in-flight requests finish within the grace period, cancel the loops
+/// and wait for them.
+pub async fn run_until_stopped(
+    server: Server,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let handle = server.handle();
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        _ = crate::shutdown::signal() => tracing::info!("shutdown signal received, draining"),
+        _ = cancel.cancelled() => tracing::info!("cancelled, draining"),
+        result = &mut server => {
+            cancel.cancel();
+            result??;
+            return Ok(());
+        }
+    }
+    cancel.cancel();
+    // Graceful: stop accepting, finish in-flight requests (bounded by the server's
+    // shutdown_timeout), then let the loops finish their current item.
+    handle.stop(true).await;
+    let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
+    let _ = tokio::time::timeout(grace, server).await;
+    tracing::info!("stopped");
+    Ok(())
+}
