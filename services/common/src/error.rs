@@ -237,7 +237,9 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 /// A query error is a 503 when the connection broke (the server went away) and a 500 otherwise.
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.code().is_none() && std::error::Error::source(&e).is_some() {
+        let io_failure = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+        if e.is_closed() || io_failure {
             tracing::warn!(error = %e, "database connection error");
             return Self::database_unavailable();
         }

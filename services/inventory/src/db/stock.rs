@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// Serialise every operation on one reservation's holds.
 async fn lock_reservation(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<()> {
     tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))",
         &[&reservation_id],
     )
     .await?;

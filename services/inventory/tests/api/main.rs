@@ -1,0 +1,4 @@
+//! Inventory against a real PostgreSQL: one database per test.
+
+mod helpers;
+mod holds;
