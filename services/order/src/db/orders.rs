@@ -1,0 +1,98 @@
+//! Orders: created once per reservation, then finished once.
+
+use crate::domain::{NewOrder, Order, OrderStatus};
+use anyhow::Context;
+use common::{ApiError, ApiResult};
+use deadpool_postgres::Pool;
+use tokio_postgres::types::Json;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, reservation_id, user_id, status, total_cents";
+
+fn order(row: &Row) -> ApiResult<Order> {
+    let status: &str = row.get(3);
+    let status = OrderStatus::parse(status)
+        .with_context(|| format!("orders holds an unknown status {status:?}"))
+        .map_err(ApiError::Internal)?;
+    Ok(Order {
+        id: row.get(0),
+        reservation_id: row.get(1),
+        user_id: row.get(2),
+        status,
+        total_cents: row.get(4),
+    })
+}
+
+pub async fn by_reservation(pool: &Pool, reservation_id: Uuid) -> ApiResult<Option<Order>> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM orders WHERE reservation_id = $1"),
+            &[&reservation_id],
+        )
+        .await?;
+    row.as_ref().map(order).transpose()
+}
+
+/// The order `id` if `user_id` owns it.
+pub async fn of_user(pool: &Pool, id: Uuid, user_id: Uuid) -> ApiResult<Option<Order>> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND user_id = $2"),
+            &[&id, &user_id],
+        )
+        .await?;
+    row.as_ref().map(order).transpose()
+}
+
+/// The order of the reservation, created `PENDING` from `new` if there is none yet.
+/// Concurrent payers all get the one row that won.
+pub async fn create_or_get(pool: &Pool, new: &NewOrder) -> ApiResult<Order> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO orders (id, reservation_id, user_id, status, total_cents, items,
+                                 idempotency_key)
+             VALUES ($1, $2, $3, 'PENDING', $4, $5, $6)
+             ON CONFLICT (reservation_id) DO NOTHING",
+            &[
+                &new.id,
+                &new.reservation_id,
+                &new.user_id,
+                &new.total_cents,
+                &Json(&new.items),
+                &new.idempotency_key,
+            ],
+        )
+        .await?;
+    // A new statement: it sees the row even when a concurrent payer inserted it.
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM orders WHERE reservation_id = $1"),
+            &[&new.reservation_id],
+        )
+        .await?;
+    order(&row)
+}
+
+/// Move a `PENDING` order to its final `status` (a final order keeps its status), and answer
+/// the stored order.
+pub async fn finish(pool: &Pool, id: Uuid, status: OrderStatus) -> ApiResult<Order> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE orders SET status = $2, updated_at = now()
+             WHERE id = $1 AND status = 'PENDING'",
+            &[&id, &status.as_str()],
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    order(&row)
+}

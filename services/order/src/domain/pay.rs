@@ -1,0 +1,144 @@
+//! The Pay saga of `POST /api/payments` (sync mode), as docs/internal-api.md states it.
+//!
+//! Every step is idempotent, so the saga can be run again from the top at any time: by a payer
+//! who got a 503, by a second payer of the same reservation, or by both at once. The only state
+//! it keeps is the order row; the peers keep theirs keyed by the order id.
+
+use crate::db::orders;
+use crate::domain::peers::{ChargeStatus, Peers, ReservationStatus};
+use crate::domain::{IdempotencyKey, NewOrder, Order, OrderStatus};
+use common::{ApiError, ApiResult};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+/// Pay reservation `reservation_id` for `user_id`. `Ok` is the id of the confirmed order; a
+/// declined payment, an expired reservation and the like are the errors the payer sees.
+pub async fn pay(
+    pool: &Pool,
+    peers: &Peers,
+    user_id: Uuid,
+    reservation_id: Uuid,
+    key: Option<IdempotencyKey>,
+) -> ApiResult<Uuid> {
+    // 1. An order that already exists and is final is answered again, without any peer.
+    let existing = orders::by_reservation(pool, reservation_id).await?;
+    if let Some(order) = &existing {
+        if order.user_id != user_id {
+            return Err(not_found());
+        }
+        if order.status.is_final() {
+            return settled(order);
+        }
+    }
+
+    // 2. The reservation, owner only (an unknown one is the reservation service's own 404).
+    let reservation = peers.reservation(reservation_id).await?;
+    if reservation.user_id != user_id {
+        return Err(not_found());
+    }
+    if reservation.order_id.is_none() && reservation.status != ReservationStatus::Reserved {
+        // Unbound and no longer RESERVED is terminal (a reservation never becomes RESERVED
+        // again), so an order left pending by an earlier attempt can be closed too.
+        if let Some(order) = &existing {
+            orders::finish(pool, order.id, OrderStatus::Cancelled).await?;
+        }
+        return Err(not_payable(reservation.status));
+    }
+
+    // 3. One order per reservation, shared by concurrent payers. Should the reservation be
+    //    bound already (our row lost), its order id is reused so the saga still lines up.
+    let order = match existing {
+        Some(order) => order,
+        None => {
+            let new = NewOrder {
+                id: reservation.order_id.unwrap_or_else(Uuid::new_v4),
+                reservation_id,
+                user_id,
+                total_cents: reservation.total_cents,
+                items: reservation.items,
+                idempotency_key: key.map(IdempotencyKey::into_inner),
+            };
+            orders::create_or_get(pool, &new).await?
+        }
+    };
+    if order.user_id != user_id {
+        return Err(not_found());
+    }
+    if order.status.is_final() {
+        return settled(&order);
+    }
+
+    // 4. Bind the order to the reservation, unless a previous attempt already did.
+    if reservation.order_id != Some(order.id) {
+        if let Err(e) = peers.begin_payment(reservation_id, order.id).await {
+            if !matches!(e, ApiError::Conflict { .. }) {
+                return Err(e);
+            }
+            // Expired or not payable: the reservation will never be bound to this order.
+            let order = orders::finish(pool, order.id, OrderStatus::Cancelled).await?;
+            return match order.status {
+                OrderStatus::Cancelled => Err(e),
+                _ => settled(&order),
+            };
+        }
+    }
+
+    // 5. Charge (once per order id, whatever the number of calls), then settle the stock.
+    let charge = peers
+        .charge(order.id, order.user_id, order.total_cents)
+        .await?;
+    let status = match charge.status {
+        ChargeStatus::Succeeded => {
+            peers.confirm(reservation_id, order.id).await?;
+            OrderStatus::Confirmed
+        }
+        ChargeStatus::Declined => {
+            peers.cancel(reservation_id, order.id).await?;
+            OrderStatus::Declined
+        }
+        ChargeStatus::Pending => {
+            return Err(ApiError::unavailable(
+                "payment_pending",
+                "the payment is not settled yet, retry later",
+            ))
+        }
+    };
+    let order = orders::finish(pool, order.id, status).await?;
+    settled(&order)
+}
+
+/// The answer of a final order: the same for every payer, every time.
+fn settled(order: &Order) -> ApiResult<Uuid> {
+    match order.status {
+        OrderStatus::Confirmed => Ok(order.id),
+        OrderStatus::Declined => Err(ApiError::payment_declined(&order.id.to_string())),
+        // An order is cancelled only when its reservation could not be bound to it, which in
+        // practice means it expired first.
+        OrderStatus::Cancelled => Err(ApiError::conflict(
+            "reservation_expired",
+            "the reservation expired before it was paid",
+        )),
+        OrderStatus::Pending => Err(ApiError::unavailable(
+            "order_pending",
+            "the order is still being paid, retry later",
+        )),
+    }
+}
+
+fn not_payable(status: ReservationStatus) -> ApiError {
+    match status {
+        ReservationStatus::Expired => ApiError::conflict(
+            "reservation_expired",
+            "the reservation expired before it was paid",
+        ),
+        _ => ApiError::conflict(
+            "reservation_not_payable",
+            "the reservation cannot be paid in its current state",
+        ),
+    }
+}
+
+/// Unknown or someone else's: the payer is never told which.
+fn not_found() -> ApiError {
+    ApiError::not_found("reservation")
+}

@@ -1,0 +1,5 @@
+mod auth;
+mod health;
+mod helpers;
+mod orders;
+mod payments;

@@ -1,0 +1,81 @@
+//! Payments: created once per order, then settled once with the provider's outcome.
+
+use crate::domain::{AmountCents, Outcome, Payment, PaymentStatus};
+use anyhow::Context;
+use common::{ApiError, ApiResult};
+use deadpool_postgres::Pool;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, order_id, user_id, amount_cents, status";
+
+fn payment(row: &Row) -> ApiResult<Payment> {
+    let status: &str = row.get(4);
+    let status = PaymentStatus::parse(status)
+        .with_context(|| format!("payments holds an unknown status {status:?}"))
+        .map_err(ApiError::Internal)?;
+    Ok(Payment {
+        payment_id: row.get(0),
+        order_id: row.get(1),
+        user_id: row.get(2),
+        amount_cents: row.get(3),
+        status,
+    })
+}
+
+/// The payment of `order_id`, created `PENDING` if there is none yet. Concurrent callers all
+/// get the one row that won.
+pub async fn create_or_get(
+    pool: &Pool,
+    order_id: Uuid,
+    user_id: Uuid,
+    amount: AmountCents,
+) -> ApiResult<Payment> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO payments (id, order_id, user_id, amount_cents, status)
+             VALUES ($1, $2, $3, $4, 'PENDING')
+             ON CONFLICT (order_id) DO NOTHING",
+            &[&Uuid::new_v4(), &order_id, &user_id, &amount.get()],
+        )
+        .await?;
+    // A new statement: it sees the row even when a concurrent caller inserted it.
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
+            &[&order_id],
+        )
+        .await?;
+    payment(&row)
+}
+
+/// Store the provider's outcome unless one is stored already, and answer the stored payment.
+pub async fn settle(pool: &Pool, order_id: Uuid, outcome: Outcome) -> ApiResult<Payment> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE payments SET status = $2, updated_at = now()
+             WHERE order_id = $1 AND status = 'PENDING'",
+            &[&order_id, &outcome.as_str()],
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
+            &[&order_id],
+        )
+        .await?;
+    payment(&row)
+}
+
+pub async fn by_order(pool: &Pool, order_id: Uuid) -> ApiResult<Option<Payment>> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
+            &[&order_id],
+        )
+        .await?;
+    row.as_ref().map(payment).transpose()
+}

@@ -1,0 +1,2 @@
+mod charges;
+mod helpers;
