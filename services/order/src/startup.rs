@@ -16,6 +16,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     cancel: CancellationToken,
     grace: Duration,
+    reconciler: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -31,7 +32,16 @@ impl Application {
         let listener: TcpListener = common::web::bind(&common)?;
         let port = listener.local_addr()?.port();
         let readiness = Readiness::default().with_database(pool.clone());
-        let peers = web::Data::new(Peers::new(ServiceClient::new(&common)?));
+        let peers = Peers::new(ServiceClient::new(&common)?);
+        let cancel = CancellationToken::new();
+        let reconciler = crate::domain::reconcile::spawn(
+            pool.clone(),
+            peers.clone(),
+            settings.order.reconcile_interval(),
+            settings.order.reconcile_after(),
+            cancel.clone(),
+        );
+        let peers = web::Data::new(peers);
         let pool = web::Data::new(pool);
         let server_common = common.clone();
         let server = HttpServer::new(move || {
@@ -52,8 +62,9 @@ impl Application {
         Ok(Self {
             port,
             server,
-            cancel: CancellationToken::new(),
+            cancel,
             grace: Duration::from_secs(common.shutdown_grace_secs),
+            reconciler,
         })
     }
 
@@ -62,6 +73,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::web::run_until_stopped(self.server, self.cancel, Vec::new(), self.grace).await
+        common::web::run_until_stopped(self.server, self.cancel, vec![self.reconciler], self.grace)
+            .await
     }
 }

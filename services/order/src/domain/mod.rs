@@ -3,6 +3,7 @@
 
 pub mod pay;
 pub mod peers;
+pub mod reconcile;
 
 use actix_web::http::header::HeaderMap;
 use common::domain::Quantity;

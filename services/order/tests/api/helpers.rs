@@ -37,7 +37,7 @@ pub async fn spawn_app() -> TestApp {
         upstream_timeout_ms: 1000,
         ..CommonConfig::default()
     };
-    let settings = Settings { common };
+    let settings = Settings::with_common(common);
     let keys = TokenKeys::new(
         &settings.common.token_secret,
         settings.common.token_ttl_secs,

@@ -1,0 +1,68 @@
+//! Recovery of orders left PENDING: a payer who got a 503 and never came back, or a replica
+//! that died in the middle of the saga. The order keeps its reservation bound, so the expiry
+//! sweeper leaves that stock alone; this loop drives such orders to a final state by running
+//! the (idempotent) Pay saga again on the payer's behalf.
+//!
+//! Replicas share the work: each pass claims a batch with `FOR UPDATE SKIP LOCKED` and
+//! touches `updated_at`, which keeps the claimed orders out of every replica's next passes
+//! for `after`; two replicas resuming the same order at once would still be harmless.
+
+use crate::domain::pay;
+use crate::domain::peers::Peers;
+use deadpool_postgres::Pool;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Resume every PENDING order untouched for `after`; answers how many were resumed.
+pub async fn reconcile_once(pool: &Pool, peers: &Peers, after: Duration) -> anyhow::Result<usize> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "UPDATE orders SET updated_at = now()
+             WHERE id IN (SELECT id FROM orders
+                          WHERE status = 'PENDING'
+                            AND updated_at < now() - make_interval(secs => $1)
+                          ORDER BY updated_at LIMIT 50
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING id, reservation_id, user_id",
+            &[&after.as_secs_f64()],
+        )
+        .await?;
+    drop(client);
+    for row in &rows {
+        let (order_id, reservation_id, user_id): (Uuid, Uuid, Uuid) =
+            (row.get(0), row.get(1), row.get(2));
+        // Business answers (declined, expired) are final states too; only a 503 means the
+        // order is still pending and a later pass tries again.
+        match pay::pay(pool, peers, user_id, reservation_id, None).await {
+            Ok(_) => tracing::info!(%order_id, "pending order resumed: confirmed"),
+            Err(e) => tracing::info!(%order_id, code = e.code(), "pending order resumed"),
+        }
+    }
+    Ok(rows.len())
+}
+
+/// Run [`reconcile_once`] every `interval` until `cancel`.
+pub fn spawn(
+    pool: Pool,
+    peers: Peers,
+    interval: Duration,
+    after: Duration,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = reconcile_once(&pool, &peers, after).await {
+                tracing::warn!(error = %format!("{e:#}"), "order reconciliation pass failed");
+            }
+        }
+    })
+}
