@@ -1,0 +1,98 @@
+use super::{expired, not_found, ReservationTtl};
+use crate::db::reservations::{self, NewReservation};
+use crate::domain::{self, PublicView, ReserveRequest, Reserved, Status};
+use crate::peers;
+use actix_web::http::header::LOCATION;
+use actix_web::{web, HttpResponse};
+use common::auth::AuthUser;
+use common::client::ServiceClient;
+use common::domain::{parse_body_id, parse_path_id};
+use common::{ApiError, ApiResult};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+/// The Reserve flow: read the cart, record the reservation PENDING, hold its stock.
+pub async fn reserve(
+    user: AuthUser,
+    pool: web::Data<Pool>,
+    client: web::Data<ServiceClient>,
+    ttl: web::Data<ReservationTtl>,
+    body: web::Json<ReserveRequest>,
+) -> ApiResult<HttpResponse> {
+    let cart_id = parse_body_id(&body.cart_id, "cart_id")?;
+    let cart = peers::cart(&client, cart_id, user.user_id).await?;
+    if cart.user_id != user.user_id || cart.id != cart_id {
+        return Err(ApiError::not_found("cart"));
+    }
+    if cart.items.is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty_cart",
+            "the cart has no items to reserve",
+        ));
+    }
+    let total_cents = domain::total_cents(&cart.items)?;
+    let pending = reservations::insert_pending(
+        &pool,
+        NewReservation {
+            id: Uuid::new_v4(),
+            user_id: user.user_id,
+            cart_id,
+            items: &cart.items,
+            total_cents,
+            ttl_secs: ttl.0,
+        },
+    )
+    .await?;
+
+    // From here on, a failure leaves the row PENDING: the sweeper expires it and releases
+    // at inventory, which is right whether or not the hold landed.
+    let (settle_to, rejection) = match peers::hold(&client, &pending).await {
+        Ok(()) => (Status::Reserved, None),
+        Err(e) => match final_status(&e) {
+            Some(status) => (status, Some(e)),
+            // The sweeper expired and released this reservation before the hold arrived.
+            None if matches!(e, ApiError::Conflict { .. }) && e.code() == "hold_released" => {
+                return Err(expired())
+            }
+            None => return Err(e),
+        },
+    };
+    let settled = reservations::settle(&pool, pending.id, settle_to).await?;
+    if let Some(e) = rejection {
+        // Inventory's own answer, passed on: 409 sold_out / limit_reached, 422 unknown_product.
+        return Err(e);
+    }
+    // `None`: the sweeper expired the row while the hold was in flight; it releases the
+    // stock that was just held.
+    let reservation = settled.ok_or_else(expired)?;
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, format!("/api/reservations/{}", reservation.id)))
+        .json(Reserved {
+            id: reservation.id,
+            status: reservation.status,
+            expires_at: reservation.expires_at,
+        }))
+}
+
+/// The final status a rejected hold puts the reservation in; `None` for anything else.
+fn final_status(e: &ApiError) -> Option<Status> {
+    match (e, e.code()) {
+        (ApiError::Conflict { .. }, "sold_out") => Some(Status::SoldOut),
+        (ApiError::Conflict { .. }, "limit_reached") => Some(Status::LimitReached),
+        // Nothing is held for a product that does not exist: the reservation is over.
+        (ApiError::Unprocessable { .. }, "unknown_product") => Some(Status::Cancelled),
+        _ => None,
+    }
+}
+
+pub async fn show(
+    user: AuthUser,
+    pool: web::Data<Pool>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = parse_path_id(&path, "reservation")?;
+    let reservation = reservations::find_owned(&pool, id, user.user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(PublicView::from(reservation)))
+}
