@@ -195,3 +195,21 @@ async fn internal_routes_do_not_exist_without_the_internal_key() {
     assert_eq!(body["code"], "not_found");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn another_method_on_a_known_path_is_a_json_405() {
+    let app = spawn_app().await;
+
+    let resp = app
+        .http
+        .get(format!("{}/internal/inventory/holds", app.base))
+        .header(common::auth::INTERNAL_KEY_HEADER, &app.internal_key)
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(resp.status().as_u16(), 405);
+    let body: serde_json::Value = resp.json().await.expect("json body");
+    assert_eq!(body["code"], "method_not_allowed");
+    app.cleanup().await;
+}
