@@ -5,7 +5,8 @@ mod payments;
 
 use actix_web::web;
 
+/// One `web::resource` per path, so another method on a known path is a 405, not a 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/payments", web::post().to(payments::pay))
-        .route("/api/orders/{id}", web::get().to(orders::one));
+    cfg.service(web::resource("/api/payments").route(web::post().to(payments::pay)))
+        .service(web::resource("/api/orders/{id}").route(web::get().to(orders::one)));
 }

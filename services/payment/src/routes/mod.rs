@@ -7,7 +7,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal/payments")
-            .route("/charges", web::post().to(charges::charge))
-            .route("/by-order/{order_id}", web::get().to(charges::by_order)),
+            .service(web::resource("/charges").route(web::post().to(charges::charge)))
+            .service(web::resource("/by-order/{order_id}").route(web::get().to(charges::by_order))),
     );
 }
