@@ -1,0 +1,123 @@
+//! What each `flashsale` subcommand does, behind the argument parsing in main.rs.
+//! Progress goes to stderr through tracing; stdout carries only the command's result (the
+//! URL, a report, a status table), so scripts can read it.
+
+use crate::options::SuiteOptions;
+use crate::state::SuiteState;
+use crate::suite::Suite;
+use std::path::Path;
+use std::time::Duration;
+
+/// `flashsale up`: set up the servers, start the suite, print its URL, and leave it running.
+pub async fn up(opts: SuiteOptions, skip_setup: bool) -> anyhow::Result<()> {
+    if !skip_setup {
+        crate::infra::setup().await?;
+    }
+    let run_dir = opts.run_dir.clone();
+    let suite = Suite::start(opts).await?;
+    println!("{}", suite.base_url());
+    tracing::info!(
+        "stop it with `flashsale down --run-dir {}`",
+        run_dir.display()
+    );
+    suite.detach();
+    Ok(())
+}
+
+/// `flashsale down`: stop exactly the processes `up` recorded in `run_dir`.
+pub async fn down(run_dir: &Path) -> anyhow::Result<()> {
+    if !SuiteState::path(run_dir).exists() {
+        tracing::info!("nothing to stop: no suite is up in {}", run_dir.display());
+        return Ok(());
+    }
+    let mut suite = Suite::attach(run_dir)?;
+    suite.stop().await?;
+    tracing::info!("suite in {} stopped", run_dir.display());
+    Ok(())
+}
+
+/// Where `verify` looks: explicit flags first, then the running suite's state.json, then the
+/// defaults.
+pub fn verify_target(
+    run_dir: &Path,
+    db_prefix: Option<String>,
+    database_url: Option<String>,
+) -> (String, String) {
+    let state = SuiteState::load(run_dir).ok();
+    let url = database_url
+        .or_else(|| state.as_ref().map(|s| s.database_url.clone()))
+        .unwrap_or_else(|| crate::infra::DEFAULT_DATABASE_URL.to_string());
+    let prefix = db_prefix
+        .or_else(|| state.as_ref().map(|s| s.db_prefix.clone()))
+        .unwrap_or_else(|| "flashsale".to_string());
+    (url, prefix)
+}
+
+/// `flashsale verify`: check the invariants and print the report. Returns whether they hold.
+pub async fn verify(
+    run_dir: &Path,
+    db_prefix: Option<String>,
+    database_url: Option<String>,
+    grace: Duration,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let (url, prefix) = verify_target(run_dir, db_prefix, database_url);
+    let report = crate::verify::run(&url, &prefix, grace).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(report.ok())
+}
+
+/// `flashsale status`: every recorded process, alive and ready. Returns whether all are.
+pub async fn status(run_dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let suite = Suite::attach(run_dir)?;
+    let rows = suite.status().await;
+    let healthy = rows.iter().all(|r| r.alive && r.ready);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "mode": suite.mode(),
+                "base_url": suite.base_url(),
+                "db_prefix": suite.state().db_prefix,
+                "healthy": healthy,
+                "processes": rows,
+            }))?
+        );
+    } else {
+        use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_header(vec!["instance", "pid", "port", "alive", "ready"]);
+        for r in &rows {
+            table.add_row(vec![
+                r.instance.clone(),
+                r.pid.to_string(),
+                r.port.to_string(),
+                yes_no(r.alive).into(),
+                yes_no(r.ready).into(),
+            ]);
+        }
+        println!(
+            "{} mode at {} (databases {}_*), started {}",
+            suite.mode(),
+            suite.base_url(),
+            suite.state().db_prefix,
+            suite.state().started_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        println!("{table}");
+    }
+    Ok(healthy)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}

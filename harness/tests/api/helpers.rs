@@ -1,0 +1,153 @@
+use harness::{HashParams, Suite, SuiteOptions};
+use std::path::Path;
+use std::sync::OnceLock;
+use tempfile::TempDir;
+
+/// A suite started for one test, with the folder it runs in. Dropped without
+/// [`TestSuite::teardown`] (a failing test), it still kills the suite and drops its databases.
+pub struct TestSuite {
+    pub suite: Suite,
+    pub dir: TempDir,
+    torn_down: bool,
+}
+
+impl Drop for TestSuite {
+    fn drop(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        self.suite.kill();
+        let state = self.suite.state().clone();
+        // Drop runs inside the test's runtime: clean up on a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().ok()?;
+            rt.block_on(async {
+                let _ = harness::store::drop_databases(&state.database_url, &state.db_prefix).await;
+                let _ = harness::store::clear_redis(&state.redis_url, &state.redis_prefix).await;
+            });
+            Some(())
+        })
+        .join();
+    }
+}
+
+impl TestSuite {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.suite.base_url())
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        self.suite.run_dir()
+    }
+
+    /// A connection to `service`'s database.
+    pub async fn db(&self, service: &str) -> tokio_postgres::Client {
+        let state = self.suite.state();
+        harness::store::connect(
+            &state.database_url,
+            &harness::store::database_name(&state.db_prefix, service),
+        )
+        .await
+        .expect("connect to the service database")
+    }
+
+    /// Stop the suite and drop its databases.
+    pub async fn teardown(mut self) {
+        self.suite.stop().await.expect("stop the suite");
+        self.suite
+            .drop_databases()
+            .await
+            .expect("drop the suite's databases");
+        self.torn_down = true;
+    }
+}
+
+/// Options of a small suite: one replica per service, a few users and products, a cheap
+/// password hash, and a unique port, run folder and prefixes.
+pub fn test_options(dir: &Path) -> SuiteOptions {
+    let prefix = unique_prefix();
+    SuiteOptions {
+        replicas: 1,
+        users: 20,
+        products: 3,
+        stock: 10,
+        per_user_limit: 1,
+        port: free_port(),
+        run_dir: dir.join("run"),
+        db_prefix: prefix.clone(),
+        redis_prefix: prefix,
+        hash_params: HashParams::cheap(),
+        db_pool_size: 2,
+        ..SuiteOptions::default()
+    }
+}
+
+pub async fn spawn_suite() -> TestSuite {
+    spawn_suite_with(|_| {}).await
+}
+
+pub async fn spawn_suite_with(customise: impl FnOnce(&mut SuiteOptions)) -> TestSuite {
+    ensure_infra();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = test_options(dir.path());
+    customise(&mut opts);
+    let suite = Suite::start(opts).await.expect("start the suite");
+    TestSuite {
+        suite,
+        dir,
+        torn_down: false,
+    }
+}
+
+/// `flashsale setup`, once per test binary: installs and starts only what is missing.
+pub fn ensure_infra() {
+    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = SETUP.get_or_init(|| {
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            rt.block_on(harness::infra::setup())
+                .map_err(|e| format!("{e:#}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("setup panicked".into()))
+    });
+    if let Err(e) = result {
+        panic!("flashsale setup failed: {e}");
+    }
+}
+
+/// `t_<8 hex>`: a database and Redis prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// The body of a JSON answer, asserting it is labelled JSON.
+pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type:?}"
+    );
+    response.json().await.expect("a JSON body")
+}
