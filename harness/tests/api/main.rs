@@ -2,8 +2,16 @@
 //! binaries, its own nginx) on its own run folder, nginx port, database and Redis prefix, and
 //! drops its databases at the end. They need `cargo build --workspace --bins` first.
 
+mod bad_input;
+mod concurrency;
+mod decline;
+mod dependencies;
+mod expiry;
 mod helpers;
+mod journey;
 mod lifecycle;
+mod private_servers;
 mod routing;
 mod seeding;
+mod shopper;
 mod verify;
