@@ -94,6 +94,18 @@ pub struct CommonConfig {
     /// `AMQP_URL`. Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
     #[serde(default = "defaults::amqp_url")]
     pub amqp_url: String,
+    /// `AMQP_PREFIX`: prefix of every exchange and queue of the suite. Default `flashsale`.
+    #[serde(default = "defaults::amqp_prefix")]
+    pub amqp_prefix: String,
+    /// `AMQP_PREFETCH`: unacked messages a replica may hold, and handlers run at once. Default 32.
+    #[serde(default = "defaults::amqp_prefetch")]
+    pub amqp_prefetch: u16,
+    /// `AMQP_DELIVERY_LIMIT`: deliveries before a message is dead-lettered. Default 8.
+    #[serde(default = "defaults::amqp_delivery_limit")]
+    pub amqp_delivery_limit: u32,
+    /// `OUTBOX_POLL_MS`: how often the outbox relay looks for rows nobody signalled. Default 100.
+    #[serde(default = "defaults::outbox_poll_ms")]
+    pub outbox_poll_ms: u64,
     /// `TOKEN_SECRET`: HMAC key of user bearer tokens, shared by every service.
     #[serde(default = "defaults::token_secret")]
     pub token_secret: String,
@@ -183,6 +195,18 @@ mod defaults {
     }
     pub fn amqp_url() -> String {
         "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+    }
+    pub fn amqp_prefix() -> String {
+        "flashsale".into()
+    }
+    pub fn amqp_prefetch() -> u16 {
+        32
+    }
+    pub fn amqp_delivery_limit() -> u32 {
+        8
+    }
+    pub fn outbox_poll_ms() -> u64 {
+        100
     }
     pub fn token_secret() -> String {
         "flashsale-development-secret-change-me".into()

@@ -16,6 +16,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
+pub mod messaging;
 pub mod shutdown;
 pub mod telemetry;
 pub mod web;

@@ -1,0 +1,325 @@
+//! The messaging layer against a real RabbitMQ and PostgreSQL, each test on its own queue
+//! prefix and database.
+
+use common::events::{Event, ReservationBound};
+use common::messaging::{
+    dead_letter_queue, outbox, queue_name, Broker, BrokerOptions, HandleError, Handler, Incoming,
+};
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn options(prefix: &str, service: &'static str) -> BrokerOptions {
+    BrokerOptions {
+        url: AMQP.into(),
+        prefix: prefix.into(),
+        service,
+        instance: format!("{service}-test"),
+        prefetch: 8,
+        delivery_limit: 3,
+    }
+}
+
+fn prefix() -> String {
+    format!("t_mq_{}", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+async fn wait_connected(broker: &Broker) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !broker.is_connected() {
+        assert!(Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn until(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn message_count(queue: &str) -> u32 {
+    let conn = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("passive declare");
+    let _ = conn.close(200, "bye".into()).await;
+    q.message_count()
+}
+
+async fn cleanup(prefix: &str) {
+    let conn = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    for (service, _) in common::events::SUBSCRIPTIONS {
+        for q in [
+            queue_name(prefix, service),
+            dead_letter_queue(prefix, service),
+        ] {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    for x in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+fn recording_handler(
+    seen: Arc<Mutex<Vec<Incoming>>>,
+    fail: Option<fn() -> HandleError>,
+) -> Handler {
+    Arc::new(move |incoming: Incoming| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            seen.lock().expect("lock").push(incoming.clone());
+            incoming.decode::<ReservationBound>()?;
+            match fail {
+                Some(f) => Err(f()),
+                None => Ok(()),
+            }
+        })
+    })
+}
+
+fn bound() -> ReservationBound {
+    ReservationBound {
+        order_id: Uuid::new_v4(),
+        reservation_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        total_cents: 1000,
+    }
+}
+
+#[tokio::test]
+async fn a_published_event_reaches_the_consuming_service_once_and_is_acked() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (consumer, consumer_task) = Broker::start(
+        options(&prefix, "payment"),
+        Some(recording_handler(seen.clone(), None)),
+        cancel.clone(),
+    );
+    let (publisher, publisher_task) =
+        Broker::start(options(&prefix, "order"), None, cancel.clone());
+    wait_connected(&publisher).await;
+    wait_connected(&consumer).await;
+    let event = bound();
+
+    publisher
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            serde_json::to_vec(&event).expect("json"),
+        )])
+        .await
+        .expect("publish confirmed");
+
+    assert!(
+        until(|| seen.lock().expect("lock").len() == 1).await,
+        "delivered"
+    );
+    let got = seen.lock().expect("lock")[0]
+        .decode::<ReservationBound>()
+        .expect("decode");
+    assert_eq!(got, event);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        1,
+        "acked, not redelivered"
+    );
+    cancel.cancel();
+    let _ = tokio::join!(consumer_task, publisher_task);
+    assert_eq!(message_count(&queue_name(&prefix, "payment")).await, 0);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_dead_lettered_instead_of_looping() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (consumer, task) = Broker::start(
+        options(&prefix, "payment"),
+        Some(recording_handler(seen.clone(), None)),
+        cancel.clone(),
+    );
+    wait_connected(&consumer).await;
+
+    consumer
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            b"{not json".to_vec(),
+        )])
+        .await
+        .expect("publish");
+
+    let dlq = dead_letter_queue(&prefix, "payment");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while message_count(&dlq).await != 1 {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.lock().expect("lock").len(), 1, "poison is not retried");
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handler = recording_handler(
+        seen.clone(),
+        Some(|| HandleError::Failed(anyhow::anyhow!("always"))),
+    );
+    let (consumer, task) =
+        Broker::start(options(&prefix, "payment"), Some(handler), cancel.clone());
+    wait_connected(&consumer).await;
+
+    consumer
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            serde_json::to_vec(&bound()).expect("json"),
+        )])
+        .await
+        .expect("publish");
+
+    let dlq = dead_letter_queue(&prefix, "payment");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while message_count(&dlq).await != 1 {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deliveries = seen.lock().expect("lock").len();
+    assert!(
+        (3..=4).contains(&deliveries),
+        "delivered {deliveries} times with a limit of 3"
+    );
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn the_outbox_relay_publishes_committed_rows_once_and_marks_them_sent() {
+    let prefix = prefix();
+    let db = format!("{prefix}_outbox");
+    let server = "postgres://postgres@127.0.0.1:5432";
+    common::db::ensure_database(server, &db).await.expect("db");
+    let pool = common::db::pool(&common::db::database_url(server, &db), 2).expect("pool");
+    pool.get()
+        .await
+        .expect("conn")
+        .batch_execute(outbox::MIGRATION_SQL)
+        .await
+        .expect("tables");
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (consumer, task) = Broker::start(
+        options(&prefix, "payment"),
+        Some(recording_handler(seen.clone(), None)),
+        cancel.clone(),
+    );
+    wait_connected(&consumer).await;
+    let events: Vec<ReservationBound> = (0..20).map(|_| bound()).collect();
+    {
+        let mut client = pool.get().await.expect("conn");
+        let tx = client.transaction().await.expect("tx");
+        for e in &events {
+            outbox::append(&tx, e).await.expect("append");
+        }
+        tx.commit().await.expect("commit");
+    }
+
+    let (a, b) = tokio::join!(
+        outbox::publish_batch(&pool, &consumer, 500),
+        outbox::publish_batch(&pool, &consumer, 500)
+    );
+
+    assert_eq!(
+        a.expect("relay a") + b.expect("relay b"),
+        20,
+        "two relays share the rows"
+    );
+    assert!(until(|| seen.lock().expect("lock").len() == 20).await);
+    let unsent: i64 = pool
+        .get()
+        .await
+        .expect("conn")
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(unsent, 0);
+    cancel.cancel();
+    let _ = task.await;
+    drop(pool);
+    cleanup(&prefix).await;
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("pg");
+    tokio::spawn(conn);
+    let _ = client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+        .await;
+}
+
+#[tokio::test]
+async fn a_publisher_started_while_rabbitmq_is_unreachable_waits_and_reports_not_connected() {
+    let cancel = CancellationToken::new();
+    let mut opts = options(&prefix(), "order");
+    opts.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    let (broker, task) = Broker::start(opts, None, cancel.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(!broker.is_connected());
+    let err = broker
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            b"{}".to_vec(),
+        )])
+        .await
+        .expect_err("cannot publish while away");
+    assert!(format!("{err:#}").contains("not connected"));
+    cancel.cancel();
+    let _ = task.await;
+}
