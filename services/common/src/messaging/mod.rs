@@ -47,6 +47,26 @@ impl AsyncRuntime {
         handler: Option<Handler>,
         cancel: CancellationToken,
     ) -> Self {
+        Self::start_with_signal(
+            config,
+            service,
+            pool,
+            RelaySignal::default(),
+            handler,
+            cancel,
+        )
+    }
+
+    /// As [`AsyncRuntime::start`], with a relay signal made beforehand, so the handler (built
+    /// before the runtime) can wake the relay after its commits.
+    pub fn start_with_signal(
+        config: &CommonConfig,
+        service: &'static str,
+        pool: Pool,
+        relay: RelaySignal,
+        handler: Option<Handler>,
+        cancel: CancellationToken,
+    ) -> Self {
         let (broker, broker_task) = Broker::start(
             BrokerOptions {
                 url: config.amqp_url.clone(),
@@ -59,7 +79,6 @@ impl AsyncRuntime {
             handler,
             cancel.clone(),
         );
-        let relay = RelaySignal::default();
         let relay_task = outbox::relay(
             pool,
             broker.clone(),
