@@ -3,12 +3,14 @@
 //!
 //! Sync mode: reservation and order call its `/internal/inventory/...` routes through nginx.
 //! Every route is idempotent by reservation id, so callers may retry.
-//! Async mode (later): consumes ReservationRequested, PaymentSucceeded, PaymentDeclined,
-//! ReservationExpired; emits StockReserved, StockRejected, StockCommitted, StockReleased.
+//! Async mode ([`messaging`]): consumes ReservationRequested, ReservationExpired,
+//! PaymentSucceeded, PaymentDeclined; emits StockReserved, StockRejected, StockCommitted.
+//! The same hold, commit and release as sync, each inside the handler's transaction.
 
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod messaging;
 pub mod routes;
 pub mod startup;
 

@@ -3,8 +3,8 @@
 //! and decline rate.
 //!
 //! Sync mode: the order service calls `POST /internal/payments/charges` through nginx; this
-//! service calls no one. Async mode (later): consumes OrderPlaced; emits PaymentSucceeded or
-//! PaymentDeclined.
+//! service calls no one. Async mode ([`messaging`]): consumes ReservationBound; emits
+//! PaymentSucceeded or PaymentDeclined, after the same exactly-once charge.
 //!
 //! Exactly once, whatever the number of calls for one order: the payment row is created with
 //! `ON CONFLICT (order_id) DO NOTHING`, so every caller shares one row; a final row is answered
@@ -18,6 +18,7 @@
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod messaging;
 pub mod routes;
 pub mod startup;
 

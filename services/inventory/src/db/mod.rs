@@ -1,4 +1,5 @@
-//! The inventory's tables: `stock`, `holds`, `released_reservations`, `user_units`.
+//! The inventory's tables: `stock`, `holds`, `released_reservations`, `user_units`, and in
+//! async mode `outbox` and `inbox` (`V2__messaging.sql`).
 
 pub mod migrations {
     refinery::embed_migrations!("migrations");
@@ -9,3 +10,14 @@ pub mod migrations {
 }
 
 pub mod stock;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_messaging_migration_is_the_shared_outbox_and_inbox() {
+        assert_eq!(
+            include_str!("../../migrations/V2__messaging.sql").trim(),
+            common::messaging::outbox::MIGRATION_SQL.trim()
+        );
+    }
+}

@@ -1,5 +1,9 @@
-//! Holds, commits and releases: each one transaction, serialised per reservation by an
-//! advisory lock so that a hold and a release of the same reservation cannot interleave.
+//! Holds, commits and releases, serialised per reservation by an advisory lock so that a hold
+//! and a release of the same reservation cannot interleave.
+//!
+//! Each operation has two forms: one on the pool that is its own transaction (the sync HTTP
+//! routes), and an `_in` form that runs inside the caller's transaction (the async handler,
+//! whose transaction also records the inbox row and the outbox event).
 //!
 //! Lock order inside a hold: hold rows, then the user's row, then the hot stock rows last (in
 //! product order), so the hot row is locked only for the final statements and the commit.
@@ -43,11 +47,24 @@ async fn existing_state(
     Ok(tomb.map(|_| HoldState::Released))
 }
 
+/// Hold every item of `req`, all or nothing, in one transaction of its own.
 pub async fn hold(pool: &Pool, req: &HoldRequest) -> ApiResult<HoldOutcome> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    lock_reservation(&tx, req.reservation_id).await?;
-    match existing_state(&tx, req.reservation_id).await? {
+    let outcome = hold_in(&tx, req).await?;
+    if let HoldOutcome::Held(_) = outcome {
+        tx.commit().await?;
+    }
+    // Otherwise dropping the transaction rolls back the user count and the hold rows.
+    Ok(outcome)
+}
+
+/// Hold every item of `req` inside `tx`. On any outcome but [`HoldOutcome::Held`] the hold
+/// may have written part of its rows: the caller must roll `tx` back (run it in a savepoint
+/// when the transaction has to keep other work).
+pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldOutcome> {
+    lock_reservation(tx, req.reservation_id).await?;
+    match existing_state(tx, req.reservation_id).await? {
         Some(HoldState::Released) => return Ok(HoldOutcome::AlreadyReleased),
         Some(state) => return Ok(HoldOutcome::Held(state)),
         None => {}
@@ -109,11 +126,10 @@ pub async fn hold(pool: &Pool, req: &HoldRequest) -> ApiResult<HoldOutcome> {
             )
             .await?;
         if taken == 0 {
-            // Dropping the transaction rolls back the user count and the hold rows.
+            // The caller rolls back the user count and the hold rows.
             return Ok(HoldOutcome::SoldOut);
         }
     }
-    tx.commit().await?;
     Ok(HoldOutcome::Held(HoldState::Held))
 }
 
@@ -128,12 +144,19 @@ pub enum Transition {
     Unknown,
 }
 
-/// HELD → SOLD for every hold of the reservation.
+/// HELD → SOLD for every hold of the reservation, in one transaction of its own.
 pub async fn commit(pool: &Pool, reservation_id: Uuid) -> ApiResult<Transition> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    lock_reservation(&tx, reservation_id).await?;
-    match existing_state(&tx, reservation_id).await? {
+    let transition = commit_in(&tx, reservation_id).await?;
+    tx.commit().await?;
+    Ok(transition)
+}
+
+/// HELD → SOLD for every hold of the reservation, inside `tx`.
+pub async fn commit_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<Transition> {
+    lock_reservation(tx, reservation_id).await?;
+    match existing_state(tx, reservation_id).await? {
         None => return Ok(Transition::Unknown),
         Some(HoldState::Sold) => return Ok(Transition::Done),
         Some(HoldState::Released) => return Ok(Transition::Conflict(HoldState::Released)),
@@ -156,17 +179,24 @@ pub async fn commit(pool: &Pool, reservation_id: Uuid) -> ApiResult<Transition> 
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(Transition::Done)
 }
 
 /// HELD → RELEASED for every hold of the reservation; the stock goes back on sale and the
-/// user's units are given back. With no hold yet, a tombstone stops a late hold.
+/// user's units are given back. With no hold yet, a tombstone stops a late hold. One
+/// transaction of its own.
 pub async fn release(pool: &Pool, reservation_id: Uuid) -> ApiResult<Transition> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    lock_reservation(&tx, reservation_id).await?;
-    match existing_state(&tx, reservation_id).await? {
+    let transition = release_in(&tx, reservation_id).await?;
+    tx.commit().await?;
+    Ok(transition)
+}
+
+/// [`release`] inside `tx`.
+pub async fn release_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<Transition> {
+    lock_reservation(tx, reservation_id).await?;
+    match existing_state(tx, reservation_id).await? {
         Some(HoldState::Released) => return Ok(Transition::Done),
         Some(HoldState::Sold) => return Ok(Transition::Conflict(HoldState::Sold)),
         Some(HoldState::Held) | None => {}
@@ -204,7 +234,6 @@ pub async fn release(pool: &Pool, reservation_id: Uuid) -> ApiResult<Transition>
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(Transition::Done)
 }
 

@@ -1,29 +1,87 @@
 use common::auth::INTERNAL_KEY_HEADER;
-use common::CommonConfig;
+use common::events::Event;
+use common::messaging::{dead_letter_queue, queue_name};
+use common::{CommonConfig, Mode};
 use inventory::configuration::Settings;
 use inventory::startup::Application;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub internal_key: String,
     pub db_url: String,
+    /// Queue prefix of this test (async mode only).
+    pub amqp_prefix: Option<String>,
     server_url: String,
     db_name: String,
+    cancel: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    cleaned: bool,
 }
 
-pub async fn spawn_app() -> TestApp {
-    let prefix = format!("t_inv_{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let common = CommonConfig {
-        database_prefix: prefix,
+fn test_prefix() -> String {
+    format!("t_inv_{}", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+fn config(prefix: &str) -> CommonConfig {
+    CommonConfig {
+        database_prefix: prefix.to_string(),
         db_pool_size: 16,
         workers: 2,
         internal_key: format!("key-{}", Uuid::new_v4()),
         ..CommonConfig::default()
-    };
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn(config(&test_prefix()), None).await
+}
+
+/// Sync mode, but with `AMQP_URL` pointing where nothing listens.
+pub async fn spawn_app_with_amqp(url: &str) -> TestApp {
+    let mut common = config(&test_prefix());
+    common.amqp_url = url.into();
+    spawn(common, None).await
+}
+
+/// The service in async mode on a queue prefix of its own. Prefetch 1: messages are handled
+/// one at a time in queue order, so once a later message shows its effect every earlier one
+/// has been handled (and acked).
+pub async fn spawn_async_app() -> TestApp {
+    spawn_async_app_with_prefetch(1).await
+}
+
+/// The service in async mode handling up to `prefetch` messages at once.
+pub async fn spawn_async_app_with_prefetch(prefetch: u16) -> TestApp {
+    let prefix = test_prefix();
+    let mut common = config(&prefix);
+    common.mode = Mode::Async;
+    common.amqp_url = AMQP.into();
+    common.amqp_prefix = prefix.clone();
+    common.amqp_prefetch = prefetch;
+    common.amqp_delivery_limit = 3;
+    common.outbox_poll_ms = 50;
+    let app = spawn(common, Some(prefix)).await;
+    app.wait_ready().await;
+    app
+}
+
+async fn spawn(common: CommonConfig, amqp_prefix: Option<String>) -> TestApp {
     let db_name = common.database_name(inventory::SERVICE);
     let app = Application::build(Settings {
         common: common.clone(),
@@ -31,14 +89,19 @@ pub async fn spawn_app() -> TestApp {
     .await
     .expect("inventory starts");
     let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let cancel = app.cancel_token();
+    let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
         http: reqwest::Client::new(),
         internal_key: common.internal_key.clone(),
         db_url: common::db::database_url(&common.database_url, &db_name),
+        amqp_prefix,
         server_url: common.database_url.clone(),
         db_name,
+        cancel,
+        server: Some(server),
+        cleaned: false,
     }
 }
 
@@ -79,12 +142,37 @@ impl TestApp {
         (row.get(0), row.get(1), row.get(2))
     }
 
+    /// A number from the test database (`SELECT count(*) ...`).
+    pub async fn count(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> i64 {
+        self.sql()
+            .await
+            .query_one(sql, params)
+            .await
+            .expect("count")
+            .get(0)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let resp = self
             .http
             .post(format!("{}{}", self.base, path))
             .header(INTERNAL_KEY_HEADER, &self.internal_key)
             .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
             .send()
             .await
             .expect("request");
@@ -110,20 +198,299 @@ impl TestApp {
         .await
     }
 
-    pub async fn cleanup(self) {
-        if let Ok((client, conn)) = tokio_postgres::connect(
-            &common::db::database_url(&self.server_url, "postgres"),
-            NoTls,
+    /// `/readyz` answers 200: the database answers and the broker is connected (its topology
+    /// declared).
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self.get("/readyz").await;
+            if status == 200 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never ready: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A connection to this test's exchange that observes the events the inventory emits.
+    pub async fn bus(&self) -> TestBus {
+        let prefix = self.amqp_prefix.as_deref().expect("an async app");
+        TestBus::connect(
+            prefix,
+            &[
+                common::events::StockReserved::NAME,
+                common::events::StockRejected::NAME,
+                common::events::StockCommitted::NAME,
+            ],
         )
         .await
-        {
-            tokio::spawn(conn);
-            let _ = client
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.db_name
-                ))
+    }
+
+    /// Stop the service (drained, as on SIGTERM), delete this test's queues, exchanges and
+    /// database.
+    pub async fn cleanup(mut self) {
+        self.cancel.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+        }
+        drop_test_resources(&self.server_url, &self.db_name, self.amqp_prefix.as_deref()).await;
+        self.cleaned = true;
+    }
+}
+
+impl Drop for TestApp {
+    /// A test that failed before `cleanup`: stop the service and delete what it made anyway,
+    /// on a runtime of its own (the test's may be shutting down).
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.cancel.cancel();
+        let (server_url, db_name) = (self.server_url.clone(), self.db_name.clone());
+        let prefix = self.amqp_prefix.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(drop_test_resources(
+                &server_url,
+                &db_name,
+                prefix.as_deref(),
+            ));
+        })
+        .join();
+    }
+}
+
+async fn drop_test_resources(server_url: &str, db_name: &str, amqp_prefix: Option<&str>) {
+    if let Some(prefix) = amqp_prefix {
+        cleanup_amqp(prefix).await;
+    }
+    if let Ok((client, conn)) =
+        tokio_postgres::connect(&common::db::database_url(server_url, "postgres"), NoTls).await
+    {
+        tokio::spawn(conn);
+        let _ = client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+            ))
+            .await;
+    }
+}
+
+/// Messages waiting in `queue` (passive declare: never creates it).
+pub async fn message_count(queue: &str) -> u32 {
+    let conn = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("passive declare");
+    let _ = conn.close(200, "bye".into()).await;
+    q.message_count()
+}
+
+pub async fn wait_for_messages(queue: &str, expected: u32) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = message_count(queue).await;
+        if n == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{queue} holds {n} messages, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn dlq(prefix: &str) -> String {
+    dead_letter_queue(prefix, inventory::SERVICE)
+}
+
+/// Every queue and exchange of `prefix`, as common's messaging tests delete them.
+async fn cleanup_amqp(prefix: &str) {
+    let Ok(conn) = Connection::connect(AMQP, ConnectionProperties::default()).await else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    for (service, _) in common::events::SUBSCRIPTIONS {
+        for q in [
+            queue_name(prefix, service),
+            dead_letter_queue(prefix, service),
+        ] {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
+    }
+    for x in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+/// The test's side of RabbitMQ: publishes to `<prefix>.events` as another service would, and
+/// reads what the service emits from an exclusive queue of its own.
+pub struct TestBus {
+    conn: Connection,
+    channel: Channel,
+    exchange: String,
+    observed: String,
+    received: Mutex<Vec<(String, Value)>>,
+}
+
+impl TestBus {
+    async fn connect(prefix: &str, keys: &[&str]) -> Self {
+        let conn = Connection::connect(AMQP, ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = conn.create_channel().await.expect("channel");
+        let exchange = format!("{prefix}.events");
+        let observed = format!("{prefix}.observer");
+        channel
+            .queue_declare(
+                observed.as_str().into(),
+                // Exclusive: gone with this connection, whatever happens to the test.
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("observer queue");
+        for key in keys {
+            channel
+                .queue_bind(
+                    observed.as_str().into(),
+                    exchange.as_str().into(),
+                    (*key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("bind the observer");
+        }
+        Self {
+            conn,
+            channel,
+            exchange,
+            observed,
+            received: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Publish `event` under a new message id; answers the id.
+    pub async fn publish<E: Event>(&self, event: &E) -> Uuid {
+        let id = Uuid::new_v4();
+        self.publish_raw(
+            E::NAME,
+            E::NAME,
+            id,
+            &serde_json::to_vec(event).expect("json"),
+        )
+        .await;
+        id
+    }
+
+    /// Publish `event` again under `message_id` (a duplicate delivery).
+    pub async fn publish_as<E: Event>(&self, message_id: Uuid, event: &E) {
+        self.publish_raw(
+            E::NAME,
+            E::NAME,
+            message_id,
+            &serde_json::to_vec(event).expect("json"),
+        )
+        .await;
+    }
+
+    /// Publish any bytes with routing key `key` and type property `kind`.
+    pub async fn publish_raw(&self, key: &str, kind: &str, message_id: Uuid, payload: &[u8]) {
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default()
+                    .with_message_id(message_id.to_string().into())
+                    .with_type(kind.into())
+                    .with_content_type("application/json".into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("published");
+    }
+
+    async fn drain(&self) {
+        while let Some(msg) = self
+            .channel
+            .basic_get(
+                self.observed.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .expect("basic.get")
+        {
+            let kind = msg.delivery.routing_key.as_str().to_string();
+            let body: Value = serde_json::from_slice(&msg.delivery.data).expect("json event");
+            self.received.lock().expect("lock").push((kind, body));
+        }
+    }
+
+    /// Every event observed so far.
+    pub async fn received(&self) -> Vec<(String, Value)> {
+        self.drain().await;
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// The events named `name` about `reservation_id`, once there are at least `count`.
+    pub async fn wait_for(&self, name: &str, reservation_id: Uuid, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found: Vec<Value> = self
+                .received()
+                .await
+                .into_iter()
+                .filter(|(kind, body)| {
+                    kind == name && body["reservation_id"] == reservation_id.to_string()
+                })
+                .map(|(_, body)| body)
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {name} for {reservation_id}; got {:?}",
+                self.received.lock().expect("lock")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
     }
 }

@@ -1,4 +1,6 @@
-//! Inventory against a real PostgreSQL: one database per test.
+//! Inventory against a real PostgreSQL (and in async mode a real RabbitMQ): one database and
+//! one queue prefix per test.
 
+mod events;
 mod helpers;
 mod holds;

@@ -1,5 +1,5 @@
-//! The payment's tables: `payments` (one per order) and `provider_charges` (the fictitious
-//! provider's ledger).
+//! The payment's tables: `payments` (one per order), `provider_charges` (the fictitious
+//! provider's ledger), and in async mode `outbox` and `inbox` (`V2__messaging.sql`).
 
 pub mod migrations {
     refinery::embed_migrations!("migrations");
@@ -11,3 +11,14 @@ pub mod migrations {
 
 pub mod ledger;
 pub mod payments;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_messaging_migration_is_the_shared_outbox_and_inbox() {
+        assert_eq!(
+            include_str!("../../migrations/V2__messaging.sql").trim(),
+            common::messaging::outbox::MIGRATION_SQL.trim()
+        );
+    }
+}

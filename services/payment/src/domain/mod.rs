@@ -1,6 +1,7 @@
 //! The payment's vocabulary: what a charge asks for, the states of a payment, and the
 //! fictitious provider that decides.
 
+pub mod charge;
 pub mod provider;
 
 use common::ApiError;

@@ -1,4 +1,5 @@
 use crate::db::payments;
+use crate::domain::charge::charge_once;
 use crate::domain::provider::Provider;
 use crate::domain::{AmountCents, ChargeRequest};
 use actix_web::{web, HttpResponse};
@@ -15,22 +16,7 @@ pub async fn charge(
     body: web::Json<ChargeRequest>,
 ) -> ApiResult<HttpResponse> {
     let amount = AmountCents::parse(body.amount_cents)?;
-    let payment = payments::create_or_get(&pool, body.order_id, body.user_id, amount).await?;
-    if payment.user_id != body.user_id || payment.amount_cents != amount.get() {
-        // The order's total never changes, so this is a caller's bug: refuse rather than
-        // charge an amount nobody agreed to.
-        return Err(ApiError::conflict(
-            "payment_mismatch",
-            "this order already has a payment for another user or amount",
-        ));
-    }
-    if payment.status.is_final() {
-        return Ok(HttpResponse::Ok().json(payment.answer()));
-    }
-    // The stored amount, not the request's: the ledger records what the payment says.
-    let stored = AmountCents::parse(payment.amount_cents)?;
-    let outcome = provider.charge(payment.order_id, stored).await?;
-    let payment = payments::settle(&pool, payment.order_id, outcome).await?;
+    let payment = charge_once(&pool, &provider, body.order_id, body.user_id, amount).await?;
     Ok(HttpResponse::Ok().json(payment.answer()))
 }
 

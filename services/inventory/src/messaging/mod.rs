@@ -1,0 +1,228 @@
+//! Async mode: the inventory's consumer. Each event is handled in one transaction that
+//! records the message in the inbox (a duplicate has no second effect), changes the stock,
+//! and appends the events it causes to the outbox; the relay is woken after the commit.
+//!
+//! | consumes               | does                                   | emits                          |
+//! | ---------------------- | -------------------------------------- | ------------------------------ |
+//! | `ReservationRequested` | the sync hold, in a savepoint          | `StockReserved`/`StockRejected` |
+//! | `ReservationExpired`   | release (tombstone if no hold yet)     | nothing                        |
+//! | `PaymentSucceeded`     | commit the holds                       | `StockCommitted`               |
+//! | `PaymentDeclined`      | release                                | nothing                        |
+
+use crate::db::stock::{self, Transition};
+use crate::domain::{HoldItem, HoldOutcome, HoldRequest};
+use common::domain::Quantity;
+use common::events::{
+    Event, PaymentDeclined, PaymentSucceeded, ReservationExpired, ReservationRequested,
+    StockCommitted, StockRejected, StockReserved,
+};
+use common::messaging::outbox::{self, RelaySignal};
+use common::messaging::{HandleError, Handler, Incoming};
+use deadpool_postgres::{Pool, Transaction};
+use std::sync::{Arc, OnceLock};
+use uuid::Uuid;
+
+/// The runtime's relay signal, handed to the handler once the runtime has started:
+/// `AsyncRuntime::start` builds the signal itself, after it was given the handler.
+#[derive(Clone, Default)]
+pub struct RelayWaker(Arc<OnceLock<RelaySignal>>);
+
+impl RelayWaker {
+    pub fn set(&self, signal: RelaySignal) {
+        let _ = self.0.set(signal);
+    }
+
+    /// Before `set` (only a message handled in the first instants) the relay's poll
+    /// publishes the rows instead.
+    pub fn wake(&self) {
+        if let Some(signal) = self.0.get() {
+            signal.wake();
+        }
+    }
+}
+
+/// The handler the inventory's queue is consumed with.
+pub fn handler(pool: Pool, relay: RelayWaker) -> Handler {
+    Arc::new(move |incoming: Incoming| {
+        let (pool, relay) = (pool.clone(), relay.clone());
+        Box::pin(async move { handle(&pool, &relay, &incoming).await })
+    })
+}
+
+/// What an event asks of the stock, decoded before any database work.
+enum Command {
+    Hold(HoldRequest),
+    Commit {
+        reservation_id: Uuid,
+        order_id: Uuid,
+    },
+    Release {
+        reservation_id: Uuid,
+    },
+}
+
+fn command(incoming: &Incoming) -> Result<Command, HandleError> {
+    Ok(match incoming.event_type.as_str() {
+        ReservationRequested::NAME => Command::Hold(hold_request(incoming.decode()?)?),
+        ReservationExpired::NAME => Command::Release {
+            reservation_id: incoming.decode::<ReservationExpired>()?.reservation_id,
+        },
+        PaymentSucceeded::NAME => {
+            let paid: PaymentSucceeded = incoming.decode()?;
+            Command::Commit {
+                reservation_id: paid.reservation_id,
+                order_id: paid.order_id,
+            }
+        }
+        PaymentDeclined::NAME => Command::Release {
+            reservation_id: incoming.decode::<PaymentDeclined>()?.reservation_id,
+        },
+        other => {
+            return Err(HandleError::Poison(anyhow::anyhow!(
+                "inventory does not consume {other}"
+            )))
+        }
+    })
+}
+
+/// The hold the event asks for, with the same validation as the HTTP route: a reservation
+/// service never sends an empty hold or a quantity out of range, so such a message is poison.
+fn hold_request(event: ReservationRequested) -> Result<HoldRequest, HandleError> {
+    if event.items.is_empty() {
+        return Err(HandleError::Poison(anyhow::anyhow!(
+            "ReservationRequested {} has no items",
+            event.reservation_id
+        )));
+    }
+    let items = event
+        .items
+        .iter()
+        .map(|item| {
+            Ok(HoldItem {
+                product_id: item.product_id,
+                quantity: Quantity::parse(i64::from(item.quantity)).map_err(|e| {
+                    HandleError::Poison(anyhow::anyhow!(
+                        "ReservationRequested {}: {e}",
+                        event.reservation_id
+                    ))
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, HandleError>>()?;
+    Ok(HoldRequest {
+        reservation_id: event.reservation_id,
+        user_id: event.user_id,
+        items,
+    })
+}
+
+async fn handle(pool: &Pool, relay: &RelayWaker, incoming: &Incoming) -> Result<(), HandleError> {
+    let command = command(incoming)?;
+    let mut client = pool.get().await?;
+    let mut tx = client.transaction().await?;
+    if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let appended = match command {
+        Command::Hold(req) => hold(&mut tx, &req).await?,
+        Command::Commit {
+            reservation_id,
+            order_id,
+        } => commit(&tx, reservation_id, order_id).await?,
+        Command::Release { reservation_id } => {
+            release(&tx, reservation_id, &incoming.event_type).await?
+        }
+    };
+    tx.commit().await?;
+    if appended {
+        relay.wake();
+    }
+    Ok(())
+}
+
+/// The sync hold inside a savepoint: a rejection rolls back the hold's own writes, while the
+/// inbox row and the `StockRejected` row commit with the transaction.
+async fn hold(tx: &mut Transaction<'_>, req: &HoldRequest) -> Result<bool, HandleError> {
+    let savepoint = tx.savepoint("hold").await?;
+    let reason = match stock::hold_in(&savepoint, req).await? {
+        HoldOutcome::Held(_) => {
+            savepoint.commit().await?;
+            // Also for a hold placed (or sold) before under another message id: the
+            // reservation service ignores a StockReserved it no longer waits for.
+            outbox::append(
+                tx,
+                &StockReserved {
+                    reservation_id: req.reservation_id,
+                },
+            )
+            .await?;
+            return Ok(true);
+        }
+        HoldOutcome::SoldOut => "sold_out",
+        HoldOutcome::LimitReached => "limit_reached",
+        HoldOutcome::UnknownProduct(_) => "unknown_product",
+        HoldOutcome::AlreadyReleased => "hold_released",
+    };
+    savepoint.rollback().await?;
+    outbox::append(
+        tx,
+        &StockRejected {
+            reservation_id: req.reservation_id,
+            reason: reason.into(),
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// A paid reservation's holds become SOLD. Holds found RELEASED (or missing) mean stock was
+/// given back under a bound reservation: that must never be papered over by a commit, so it
+/// is logged for an operator and acked without an event.
+async fn commit(
+    tx: &Transaction<'_>,
+    reservation_id: Uuid,
+    order_id: Uuid,
+) -> Result<bool, HandleError> {
+    match stock::commit_in(tx, reservation_id).await? {
+        Transition::Done => {
+            outbox::append(
+                tx,
+                &StockCommitted {
+                    reservation_id,
+                    order_id,
+                },
+            )
+            .await?;
+            Ok(true)
+        }
+        Transition::Conflict(state) => {
+            tracing::error!(%reservation_id, %order_id, state = state.as_str(),
+                "payment succeeded but the holds are no longer HELD: not committed");
+            Ok(false)
+        }
+        Transition::Unknown => {
+            tracing::error!(%reservation_id, %order_id,
+                "payment succeeded for a reservation with no holds: nothing to commit");
+            Ok(false)
+        }
+    }
+}
+
+/// Expired or declined: the stock goes back on sale (a tombstone if no hold arrived yet).
+/// Holds already SOLD cannot be released; for an expired (unbound) or declined reservation
+/// that cannot happen, so it is logged and acked.
+async fn release(
+    tx: &Transaction<'_>,
+    reservation_id: Uuid,
+    cause: &str,
+) -> Result<bool, HandleError> {
+    match stock::release_in(tx, reservation_id).await? {
+        Transition::Done | Transition::Unknown => {}
+        Transition::Conflict(state) => {
+            tracing::error!(%reservation_id, %cause, state = state.as_str(),
+                "release asked for holds that are already sold: left as they are");
+        }
+    }
+    Ok(false)
+}
