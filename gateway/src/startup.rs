@@ -19,6 +19,8 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     cancel: CancellationToken,
+    /// Background loops drained on shutdown (the metrics task).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -49,9 +51,14 @@ impl Application {
         let checker = web::Data::new(PasswordChecker::per_cpu());
         let pool = web::Data::new(pool);
         let server_common = common.clone();
+        let cancel = CancellationToken::new();
+        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
+        let tasks = vec![metrics.spawn(cancel.clone())];
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(common::web::json_fallbacks())
+                // Outermost, so the time it records includes the other middlewares.
+                .wrap(metrics.middleware())
                 .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
                 .app_data(pool.clone())
                 .app_data(catalog.clone())
@@ -69,7 +76,8 @@ impl Application {
         Ok(Self {
             port,
             server,
-            cancel: CancellationToken::new(),
+            cancel,
+            tasks,
             grace: Duration::from_secs(common.shutdown_grace_secs),
         })
     }
@@ -79,6 +87,6 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::web::run_until_stopped(self.server, self.cancel, Vec::new(), self.grace).await
+        common::web::run_until_stopped(self.server, self.cancel, self.tasks, self.grace).await
     }
 }

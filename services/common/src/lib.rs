@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod messaging;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 pub mod web;

@@ -3,8 +3,13 @@
 //!
 //! Sync mode: for a payment it calls, through nginx, the reservation service
 //! (`GET /internal/reservations/{id}`, then `begin-payment`, then `confirm` or `cancel`) and
-//! the payment service (`POST /internal/payments/charges`). Async mode (later): emits
-//! OrderPlaced; consumes PaymentSucceeded and PaymentDeclined.
+//! the payment service (`POST /internal/payments/charges`).
+//!
+//! Async mode (`MODE=async`, [`messaging`]): the reservation is still read over HTTP so the
+//! payer gets 404/409 at once, then the order PENDING and `OrderPlaced` commit in one
+//! transaction and the payer gets 202 with `Location: /api/orders/{id}`. Emits OrderPlaced;
+//! consumes StockCommitted (→ CONFIRMED), PaymentDeclined (→ DECLINED) and
+//! ReservationNotPayable (→ CANCELLED). The reconciler runs in sync mode only.
 //!
 //! Exactly once, however often and however concurrently a reservation is paid:
 //! - the order is inserted with `ON CONFLICT (reservation_id) DO NOTHING` and read back, so
@@ -22,6 +27,7 @@
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod messaging;
 pub mod routes;
 pub mod startup;
 

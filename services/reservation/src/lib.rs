@@ -23,12 +23,20 @@
 //! recorded (`release_pending`) in the same statement and retried under a short lease until
 //! inventory confirms, so a crash or an inventory outage delays a release, never loses it.
 //!
-//! Async mode (later): emits ReservationRequested and ReservationExpired; consumes
-//! StockReserved and StockRejected.
+//! **Async mode** (`MODE=async`, [`messaging`]): the same outcomes with the commands as events
+//! on RabbitMQ. Reserve reads the cart over HTTP as in sync, then records the reservation
+//! PENDING and `ReservationRequested` in one transaction and answers 202; inventory answers
+//! `StockReserved` / `StockRejected`. The order's `OrderPlaced` is the begin-payment binding,
+//! answered with `ReservationBound` or `ReservationNotPayable`; `StockCommitted` confirms and
+//! `PaymentDeclined` cancels. The sweeper expires as in sync but appends `ReservationExpired`
+//! instead of calling inventory. Emits: ReservationRequested, ReservationExpired,
+//! ReservationBound, ReservationNotPayable. Consumes: StockReserved, StockRejected,
+//! OrderPlaced, StockCommitted, PaymentDeclined. The internal routes stay for sync mode.
 
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod messaging;
 pub mod peers;
 pub mod routes;
 pub mod startup;
@@ -36,4 +44,4 @@ pub mod sweeper;
 
 pub const SERVICE: &str = "reservation";
 
-pub use sweeper::{sweep_once, SweepStats};
+pub use sweeper::{expire_with_events, sweep_once, SweepStats};

@@ -1,16 +1,23 @@
-//! Wiring: database, peers' client, routes, server and the expiry sweeper.
+//! Wiring: database, peers' client, routes, server and the expiry sweeper; in async mode
+//! also the broker connection consuming the reservation's queue and the outbox relay
+//! (`common::messaging::AsyncRuntime`). Sync mode opens no broker connection at all.
 //! `Application::build` binds first, so tests can start the service on port 0 and read
 //! `port()`.
 
 use crate::configuration::Settings;
+use crate::messaging::{self, RelayWaker};
 use crate::routes::ReservationTtl;
+use crate::sweeper::Releases;
 use crate::{db, routes, sweeper, SERVICE};
 use actix_web::{web, App, HttpServer};
 use common::client::ServiceClient;
+use common::messaging::AsyncRuntime;
 use common::web::Readiness;
+use common::Mode;
 use deadpool_postgres::Pool;
 use std::net::TcpListener;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub struct Application {
@@ -19,8 +26,10 @@ pub struct Application {
     cancel: CancellationToken,
     grace: Duration,
     pool: Pool,
-    client: ServiceClient,
+    releases: Releases,
     sweep_interval: Duration,
+    /// Async mode: the broker supervisor and the outbox relay, already running.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -36,18 +45,46 @@ impl Application {
         let client = ServiceClient::new(&common)?;
         let listener: TcpListener = common::web::bind(&common)?;
         let port = listener.local_addr()?.port();
-        let readiness = Readiness::default().with_database(pool.clone());
+        let mut readiness = Readiness::default().with_database(pool.clone());
+        let cancel = CancellationToken::new();
+        let relay = RelayWaker::default();
+        let mut tasks = Vec::new();
+        let releases = match common.mode {
+            Mode::Sync => Releases::Http(client.clone()),
+            Mode::Async => {
+                let handler = messaging::handler(pool.clone(), relay.clone());
+                let runtime = AsyncRuntime::start(
+                    &common,
+                    SERVICE,
+                    pool.clone(),
+                    Some(handler),
+                    cancel.clone(),
+                );
+                relay.set(runtime.relay.clone());
+                readiness = runtime.readiness(readiness);
+                tasks = runtime.tasks;
+                Releases::Events(relay.clone())
+            }
+        };
+        let mode = web::Data::new(common.mode);
+        let relay = web::Data::new(relay);
         let pool_data = web::Data::new(pool.clone());
         let client_data = web::Data::new(client.clone());
         let ttl = web::Data::new(ReservationTtl(settings.reservation_ttl_secs));
         let server_common = common.clone();
+        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
+        tasks.push(metrics.spawn(cancel.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(common::web::json_fallbacks())
+                // Outermost, so the time it records includes the other middlewares.
+                .wrap(metrics.middleware())
                 .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
                 .app_data(pool_data.clone())
                 .app_data(client_data.clone())
                 .app_data(ttl.clone())
+                .app_data(mode.clone())
+                .app_data(relay.clone())
                 .configure(routes::configure)
                 .default_service(web::to(common::web::not_found))
         })
@@ -60,11 +97,12 @@ impl Application {
         Ok(Self {
             port,
             server,
-            cancel: CancellationToken::new(),
+            cancel,
             grace: Duration::from_secs(common.shutdown_grace_secs),
             pool,
-            client,
+            releases,
             sweep_interval: Duration::from_millis(settings.sweep_interval_ms),
+            tasks,
         })
     }
 
@@ -72,14 +110,22 @@ impl Application {
         self.port
     }
 
-    /// Serve and sweep until SIGTERM/SIGINT, then drain both.
+    /// Cancelling it stops the service as SIGTERM does (tests stop their instance with it).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Serve, sweep (and in async mode consume and relay) until SIGTERM/SIGINT, then drain
+    /// them all.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let sweeper = sweeper::spawn(
             self.pool,
-            self.client,
+            self.releases,
             self.sweep_interval,
             self.cancel.clone(),
         );
-        common::web::run_until_stopped(self.server, self.cancel, vec![sweeper], self.grace).await
+        let mut tasks = self.tasks;
+        tasks.push(sweeper);
+        common::web::run_until_stopped(self.server, self.cancel, tasks, self.grace).await
     }
 }

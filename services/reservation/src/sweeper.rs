@@ -13,10 +13,18 @@
 //! A failed release keeps its lease, which doubles as back-off: the row is tried again once
 //! the lease runs out. Errors never stop the loop, and an outage is logged once, not once
 //! per tick.
+//!
+//! Async mode has only the first step: the expiring transaction also appends one
+//! `ReservationExpired` per row to the outbox (and owes no release), so the release travels
+//! as an event that the outbox delivers for certain; inventory releases on it.
 
 use crate::db::reservations;
+use crate::messaging::RelayWaker;
 use crate::peers::{self, Released};
+use anyhow::Context;
 use common::client::ServiceClient;
+use common::events::ReservationExpired;
+use common::messaging::outbox;
 use common::ApiError;
 use deadpool_postgres::Pool;
 use futures::{FutureExt, StreamExt};
@@ -54,6 +62,36 @@ enum Outcome {
     /// Released at inventory, but the flag could not be cleared: it will be released again,
     /// harmlessly, after the lease.
     NotCleared(anyhow::Error),
+}
+
+/// How expired stock goes back to inventory.
+#[derive(Clone)]
+pub enum Releases {
+    /// Sync mode: `release_pending`, then a release call to inventory ([`sweep_once`]).
+    Http(ServiceClient),
+    /// Async mode: a `ReservationExpired` in the outbox ([`expire_with_events`]).
+    Events(RelayWaker),
+}
+
+/// Async mode's pass: expire, appending `ReservationExpired` for each row in the same
+/// transaction, then wake the relay.
+pub async fn expire_with_events(pool: &Pool, relay: &RelayWaker) -> anyhow::Result<SweepStats> {
+    let mut client = pool.get().await.context("getting a database connection")?;
+    let tx = client.transaction().await.context("starting the expiry")?;
+    let expired = reservations::expire_due_in(&tx, EXPIRE_BATCH, false).await?;
+    for &reservation_id in &expired {
+        outbox::append(&tx, &ReservationExpired { reservation_id })
+            .await
+            .context("recording ReservationExpired")?;
+    }
+    tx.commit().await.context("committing the expiry")?;
+    if !expired.is_empty() {
+        relay.wake();
+    }
+    Ok(SweepStats {
+        expired: expired.len(),
+        ..SweepStats::default()
+    })
 }
 
 /// One pass: expire, then release. Errors from PostgreSQL end the pass with `Err`; release
@@ -121,11 +159,11 @@ async fn release_one(pool: &Pool, client: &ServiceClient, id: Uuid) -> Outcome {
     }
 }
 
-/// Run [`sweep_once`] every `interval` (the first pass after one interval) until `cancel`.
-/// A pass in progress finishes before the loop stops.
+/// Run a pass ([`sweep_once`] or [`expire_with_events`]) every `interval` (the first pass
+/// after one interval) until `cancel`. A pass in progress finishes before the loop stops.
 pub fn spawn(
     pool: Pool,
-    client: ServiceClient,
+    releases: Releases,
     interval: Duration,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
@@ -139,7 +177,13 @@ pub fn spawn(
                 _ = cancel.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let pass = AssertUnwindSafe(sweep_once(&pool, &client)).catch_unwind();
+            let pass = match &releases {
+                Releases::Http(client) => AssertUnwindSafe(sweep_once(&pool, client).boxed()),
+                Releases::Events(relay) => {
+                    AssertUnwindSafe(expire_with_events(&pool, relay).boxed())
+                }
+            }
+            .catch_unwind();
             let result = match pass.await {
                 Ok(result) => result,
                 Err(_) => Err(anyhow::anyhow!("the sweep pass panicked")),

@@ -1,9 +1,12 @@
 //! Orders: created once per reservation, then finished once.
+//!
+//! The `…_in` functions run on a connection or transaction the caller holds: async mode
+//! commits them together with the inbox and outbox rows of the same step.
 
 use crate::domain::{NewOrder, Order, OrderStatus};
 use anyhow::Context;
 use common::{ApiError, ApiResult};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -50,8 +53,16 @@ pub async fn of_user(pool: &Pool, id: Uuid, user_id: Uuid) -> ApiResult<Option<O
 /// The order of the reservation, created `PENDING` from `new` if there is none yet.
 /// Concurrent payers all get the one row that won.
 pub async fn create_or_get(pool: &Pool, new: &NewOrder) -> ApiResult<Order> {
-    let client = pool.get().await?;
-    client
+    let (order, _) = create_or_get_in(&pool.get().await?, new).await?;
+    Ok(order)
+}
+
+/// [`create_or_get`], and whether this call created the row (`true`) or found it.
+pub async fn create_or_get_in(
+    client: &impl GenericClient,
+    new: &NewOrder,
+) -> ApiResult<(Order, bool)> {
+    let inserted = client
         .execute(
             "INSERT INTO orders (id, reservation_id, user_id, status, total_cents, items,
                                  idempotency_key)
@@ -74,20 +85,14 @@ pub async fn create_or_get(pool: &Pool, new: &NewOrder) -> ApiResult<Order> {
             &[&new.reservation_id],
         )
         .await?;
-    order(&row)
+    Ok((order(&row)?, inserted == 1))
 }
 
 /// Move a `PENDING` order to its final `status` (a final order keeps its status), and answer
 /// the stored order.
 pub async fn finish(pool: &Pool, id: Uuid, status: OrderStatus) -> ApiResult<Order> {
     let client = pool.get().await?;
-    client
-        .execute(
-            "UPDATE orders SET status = $2, updated_at = now()
-             WHERE id = $1 AND status = 'PENDING'",
-            &[&id, &status.as_str()],
-        )
-        .await?;
+    finish_in(&client, id, status).await?;
     let row = client
         .query_one(
             &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
@@ -95,4 +100,21 @@ pub async fn finish(pool: &Pool, id: Uuid, status: OrderStatus) -> ApiResult<Ord
         )
         .await?;
     order(&row)
+}
+
+/// Move a `PENDING` order to its final `status`; `false` when it was not PENDING (already
+/// final, or unknown).
+pub async fn finish_in(
+    client: &impl GenericClient,
+    id: Uuid,
+    status: OrderStatus,
+) -> ApiResult<bool> {
+    let updated = client
+        .execute(
+            "UPDATE orders SET status = $2, updated_at = now()
+             WHERE id = $1 AND status = 'PENDING'",
+            &[&id, &status.as_str()],
+        )
+        .await?;
+    Ok(updated == 1)
 }

@@ -1,8 +1,9 @@
 //! The order's vocabulary (orders, their states, what a payer sends), its view of the peers it
-//! calls, and the Pay saga.
+//! calls, the Pay saga (sync mode) and the placing of an order (async mode).
 
 pub mod pay;
 pub mod peers;
+pub mod place;
 pub mod reconcile;
 
 use actix_web::http::header::HeaderMap;
@@ -102,7 +103,8 @@ pub struct PayRequest {
     pub reservation_id: String,
 }
 
-/// `POST /api/payments` answer (sync mode).
+/// `POST /api/payments` answer: 200 in sync mode (always CONFIRMED), 202 in async mode (the
+/// order's current status).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaidAnswer {
     pub order_id: Uuid,

@@ -1,9 +1,10 @@
-//! The order's view of the services it calls (sync mode): typed calls to the reservation and
+//! The order's view of the services it calls (sync mode; async mode only reads the reservation): typed calls to the reservation and
 //! payment services' internal routes through nginx. `ServiceClient` retries transport failures
 //! and 502/503/504 (every route here is idempotent by the ids in its path and body) and passes
 //! a peer's own error answer on unchanged.
 
 use crate::domain::OrderLine;
+use chrono::{DateTime, Utc};
 use common::client::ServiceClient;
 use common::ApiResult;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ pub struct Reservation {
     pub status: ReservationStatus,
     pub items: Vec<OrderLine>,
     pub total_cents: i64,
+    /// Until when it holds its stock, unless an order is bound.
+    pub expires_at: DateTime<Utc>,
     /// The order bound to it by `begin-payment`, if any.
     pub order_id: Option<Uuid>,
 }

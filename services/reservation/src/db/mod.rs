@@ -1,4 +1,4 @@
-//! The reservation's one table, `reservations`.
+//! The reservation's tables: `reservations`, and in async mode `outbox` and `inbox`.
 
 pub mod migrations {
     refinery::embed_migrations!("migrations");
@@ -9,3 +9,14 @@ pub mod migrations {
 }
 
 pub mod reservations;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_messaging_migration_is_the_shared_outbox_and_inbox() {
+        assert_eq!(
+            include_str!("../../migrations/V2__messaging.sql").trim(),
+            common::messaging::outbox::MIGRATION_SQL.trim()
+        );
+    }
+}

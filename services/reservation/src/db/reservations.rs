@@ -5,11 +5,15 @@
 //! Request paths return [`ApiResult`] (a database that is away is a 503); the sweeper's
 //! statements return `anyhow` so that a database outage is logged once per tick by the
 //! sweeper loop and not once per statement.
+//!
+//! The `…_in` functions run on a connection or transaction the caller holds: async mode
+//! commits them together with the inbox and outbox rows of the same step. The pool functions
+//! of sync mode are the same statements on a connection of their own.
 
 use crate::domain::{Line, Reservation, Status};
 use anyhow::Context;
 use common::ApiResult;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -55,7 +59,13 @@ pub struct NewReservation<'a> {
 /// Insert a PENDING reservation expiring `ttl_secs` from now on the database clock (the
 /// sweeper compares with the same clock).
 pub async fn insert_pending(pool: &Pool, new: NewReservation<'_>) -> ApiResult<Reservation> {
-    let client = pool.get().await?;
+    insert_pending_in(&pool.get().await?, new).await
+}
+
+pub async fn insert_pending_in(
+    client: &impl GenericClient,
+    new: NewReservation<'_>,
+) -> ApiResult<Reservation> {
     let ttl = i64::try_from(new.ttl_secs).unwrap_or(i64::MAX);
     let row = client
         .query_one(
@@ -80,7 +90,14 @@ pub async fn insert_pending(pool: &Pool, new: NewReservation<'_>) -> ApiResult<R
 /// PENDING → `to`, once the hold at inventory has answered. `None` when the row is no longer
 /// PENDING (the sweeper expired it while the hold was in flight).
 pub async fn settle(pool: &Pool, id: Uuid, to: Status) -> ApiResult<Option<Reservation>> {
-    let client = pool.get().await?;
+    settle_in(&pool.get().await?, id, to).await
+}
+
+pub async fn settle_in(
+    client: &impl GenericClient,
+    id: Uuid,
+    to: Status,
+) -> ApiResult<Option<Reservation>> {
     let row = client
         .query_opt(
             &format!(
@@ -117,19 +134,44 @@ pub async fn find_owned(pool: &Pool, id: Uuid, user_id: Uuid) -> ApiResult<Optio
     optional(row)
 }
 
+/// The reservation, and whether it is past `expires_at` on the database clock (the clock the
+/// sweeper and the binding guard use).
+pub async fn find_in(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> ApiResult<Option<(Reservation, bool)>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS}, expires_at <= now() FROM reservations WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    row.map(|row| Ok((record(&row)?, row.get(8)))).transpose()
+}
+
 /// Bind `order_id` to a RESERVED, unexpired reservation that no other order holds. From then
 /// on the sweeper leaves the row alone. `None` when the guard does not match.
 pub async fn bind_order(pool: &Pool, id: Uuid, order_id: Uuid) -> ApiResult<Option<Reservation>> {
-    let client = pool.get().await?;
+    bind_order_in(&pool.get().await?, id, order_id, None).await
+}
+
+/// [`bind_order`], and when `owner` is given only if the reservation is theirs.
+pub async fn bind_order_in(
+    client: &impl GenericClient,
+    id: Uuid,
+    order_id: Uuid,
+    owner: Option<Uuid>,
+) -> ApiResult<Option<Reservation>> {
     let row = client
         .query_opt(
             &format!(
                 "UPDATE reservations SET order_id = $2, updated_at = now()
                  WHERE id = $1 AND status = 'RESERVED' AND expires_at > now()
                    AND (order_id IS NULL OR order_id = $2)
+                   AND ($3::uuid IS NULL OR user_id = $3)
                  RETURNING {COLUMNS}"
             ),
-            &[&id, &order_id],
+            &[&id, &order_id, &owner],
         )
         .await?;
     optional(row)
@@ -141,7 +183,14 @@ pub async fn mark_confirmed(
     id: Uuid,
     order_id: Uuid,
 ) -> ApiResult<Option<Reservation>> {
-    let client = pool.get().await?;
+    mark_confirmed_in(&pool.get().await?, id, order_id).await
+}
+
+pub async fn mark_confirmed_in(
+    client: &impl GenericClient,
+    id: Uuid,
+    order_id: Uuid,
+) -> ApiResult<Option<Reservation>> {
     let row = client
         .query_opt(
             &format!(
@@ -170,6 +219,26 @@ pub async fn mark_cancelled(
                  SET status = 'CANCELLED', release_pending = true, updated_at = now()
                  WHERE id = $1 AND status IN ('PENDING', 'RESERVED')
                    AND (order_id IS NULL OR order_id = $2)
+                 RETURNING {COLUMNS}"
+            ),
+            &[&id, &order_id],
+        )
+        .await?;
+    optional(row)
+}
+
+/// Async mode: PENDING/RESERVED → CANCELLED because the payment of the order bound to it was
+/// declined. No `release_pending`: inventory releases on its own copy of the event.
+pub async fn cancel_declined_in(
+    client: &impl GenericClient,
+    id: Uuid,
+    order_id: Uuid,
+) -> ApiResult<Option<Reservation>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE reservations SET status = 'CANCELLED', updated_at = now()
+                 WHERE id = $1 AND status IN ('PENDING', 'RESERVED') AND order_id = $2
                  RETURNING {COLUMNS}"
             ),
             &[&id, &order_id],
@@ -216,10 +285,21 @@ pub async fn clear_release(pool: &Pool, id: Uuid) -> anyhow::Result<()> {
 /// outer guard repeats the filter, so no row is expired twice.
 pub async fn expire_due(pool: &Pool, limit: i64) -> anyhow::Result<Vec<Uuid>> {
     let client = pool.get().await.context("getting a database connection")?;
+    expire_due_in(&client, limit, true).await
+}
+
+/// The expire pass's statement. `owe_release`: record the release for the sweeper's release
+/// pass (sync mode); async mode passes `false` and appends `ReservationExpired` instead.
+/// A live row never owes a release, so `false` changes nothing else.
+pub async fn expire_due_in(
+    client: &impl GenericClient,
+    limit: i64,
+    owe_release: bool,
+) -> anyhow::Result<Vec<Uuid>> {
     let rows = client
         .query(
             "UPDATE reservations
-             SET status = 'EXPIRED', release_pending = true, updated_at = now()
+             SET status = 'EXPIRED', release_pending = $2, updated_at = now()
              WHERE id IN (
                  SELECT id FROM reservations
                  WHERE status IN ('PENDING', 'RESERVED') AND order_id IS NULL
@@ -229,7 +309,7 @@ pub async fn expire_due(pool: &Pool, limit: i64) -> anyhow::Result<Vec<Uuid>> {
                  FOR UPDATE SKIP LOCKED)
                AND status IN ('PENDING', 'RESERVED') AND order_id IS NULL
              RETURNING id",
-            &[&limit],
+            &[&limit, &owe_release],
         )
         .await
         .context("expiring reservations")?;

@@ -115,6 +115,13 @@ pub struct Reserved {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The answer of a reserve in async mode: 202, the hold is on its way.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub status: Status,
+}
+
 /// `POST /api/reservations`. The id is read as text so that a malformed one is told apart
 /// (422 `invalid_id`) from a missing field or a wrong type (422 `invalid_body`).
 #[derive(Debug, Deserialize)]

@@ -1,22 +1,27 @@
 use super::{expired, not_found, ReservationTtl};
 use crate::db::reservations::{self, NewReservation};
-use crate::domain::{self, PublicView, ReserveRequest, Reserved, Status};
+use crate::domain::{self, Accepted, PublicView, ReserveRequest, Reserved, Status};
+use crate::messaging::{self, RelayWaker};
 use crate::peers;
 use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpResponse};
 use common::auth::AuthUser;
 use common::client::ServiceClient;
 use common::domain::{parse_body_id, parse_path_id};
-use common::{ApiError, ApiResult};
+use common::messaging::outbox;
+use common::{ApiError, ApiResult, Mode};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-/// The Reserve flow: read the cart, record the reservation PENDING, hold its stock.
+/// The Reserve flow: read the cart, record the reservation PENDING, then hold its stock
+/// (sync mode) or ask inventory for it with `ReservationRequested` (async mode).
 pub async fn reserve(
     user: AuthUser,
     pool: web::Data<Pool>,
     client: web::Data<ServiceClient>,
     ttl: web::Data<ReservationTtl>,
+    mode: web::Data<Mode>,
+    relay: web::Data<RelayWaker>,
     body: web::Json<ReserveRequest>,
 ) -> ApiResult<HttpResponse> {
     let cart_id = parse_body_id(&body.cart_id, "cart_id")?;
@@ -31,18 +36,18 @@ pub async fn reserve(
         ));
     }
     let total_cents = domain::total_cents(&cart.items)?;
-    let pending = reservations::insert_pending(
-        &pool,
-        NewReservation {
-            id: Uuid::new_v4(),
-            user_id: user.user_id,
-            cart_id,
-            items: &cart.items,
-            total_cents,
-            ttl_secs: ttl.0,
-        },
-    )
-    .await?;
+    let new = NewReservation {
+        id: Uuid::new_v4(),
+        user_id: user.user_id,
+        cart_id,
+        items: &cart.items,
+        total_cents,
+        ttl_secs: ttl.0,
+    };
+    if **mode == Mode::Async {
+        return request_stock(&pool, &relay, new).await;
+    }
+    let pending = reservations::insert_pending(&pool, new).await?;
 
     // From here on, a failure leaves the row PENDING: the sweeper expires it and releases
     // at inventory, which is right whether or not the hold landed.
@@ -71,6 +76,27 @@ pub async fn reserve(
             id: reservation.id,
             status: reservation.status,
             expires_at: reservation.expires_at,
+        }))
+}
+
+/// Async mode: the PENDING row and its `ReservationRequested` commit together, so inventory
+/// hears of every reservation recorded and of no other; the client polls the status URL.
+async fn request_stock(
+    pool: &Pool,
+    relay: &RelayWaker,
+    new: NewReservation<'_>,
+) -> ApiResult<HttpResponse> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let pending = reservations::insert_pending_in(&tx, new).await?;
+    outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
+    tx.commit().await?;
+    relay.wake();
+    Ok(HttpResponse::Accepted()
+        .insert_header((LOCATION, format!("/api/reservations/{}", pending.id)))
+        .json(Accepted {
+            id: pending.id,
+            status: pending.status,
         }))
 }
 

@@ -1,14 +1,18 @@
 //! Start the reservation service on port 0 against a fresh database of the real PostgreSQL,
-//! and (when a test needs one) a real inventory service beside it.
+//! and (when a test needs one) a real inventory service beside it. In async mode the service
+//! also gets a queue prefix of its own on the real RabbitMQ, deleted when the test ends.
 
+use crate::bus;
 use common::auth::{TokenKeys, INTERNAL_KEY_HEADER};
 use common::client::ServiceClient;
-use common::CommonConfig;
+use common::{CommonConfig, Mode};
 use deadpool_postgres::Pool;
 use reservation::configuration::Settings;
 use reservation::startup::Application;
 use serde_json::Value;
 use std::net::TcpListener;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A sweep interval long enough that the background sweeper never runs during a test:
@@ -27,6 +31,7 @@ pub struct TestApp {
     /// The inventory this app's UPSTREAM_URL points at, if one was started.
     pub inventory: Option<Inventory>,
     databases: Vec<String>,
+    shutdown: CancellationToken,
 }
 
 pub struct Inventory {
@@ -79,6 +84,24 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     start(settings, None).await
 }
 
+/// The service in async mode on a queue prefix of its own (= its database prefix), its peers
+/// unreachable, once it is ready (connected to RabbitMQ, topology declared).
+pub async fn spawn_async_app() -> TestApp {
+    spawn_async_app_with(|_| {}).await
+}
+
+pub async fn spawn_async_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = spawn_app_with(|s| {
+        s.common.mode = Mode::Async;
+        s.common.amqp_prefix = s.common.database_prefix.clone();
+        s.common.amqp_url = bus::AMQP.into();
+        tweak(s);
+    })
+    .await;
+    app.wait_ready().await;
+    app
+}
+
 /// The service with a real inventory service as its upstream (same paths as through nginx).
 pub async fn spawn_app_with_inventory() -> TestApp {
     let prefix = unique_prefix();
@@ -115,6 +138,7 @@ async fn start(settings: Settings, inventory: Option<Inventory>) -> TestApp {
         .await
         .expect("start the reservation service");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
     let common = &settings.common;
     let mut databases = vec![common.database_name("reservation")];
@@ -130,6 +154,7 @@ async fn start(settings: Settings, inventory: Option<Inventory>) -> TestApp {
         inventory,
         databases,
         settings,
+        shutdown,
     }
 }
 
@@ -137,8 +162,11 @@ impl Drop for TestApp {
     /// Drop the test databases, best effort. It runs on its own thread and runtime so that it
     /// also runs when a test panics.
     fn drop(&mut self) {
+        self.shutdown.cancel();
         let server = self.settings.common.database_url.clone();
         let names = std::mem::take(&mut self.databases);
+        let amqp_prefix = (self.settings.common.mode == Mode::Async)
+            .then(|| self.settings.common.amqp_prefix.clone());
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -147,6 +175,9 @@ impl Drop for TestApp {
                 return;
             };
             rt.block_on(async move {
+                if let Some(prefix) = amqp_prefix {
+                    bus::delete_topology(&prefix).await;
+                }
                 let url = common::db::database_url(&server, "postgres");
                 let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
                 else {
@@ -197,6 +228,54 @@ pub struct Stored {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// Wait until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + bus::PATIENCE;
+        loop {
+            let ready = self.http.get(self.url("/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().as_u16() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the service never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The suite prefix of this app's exchange and queues.
+    pub fn amqp_prefix(&self) -> &str {
+        &self.settings.common.amqp_prefix
+    }
+
+    /// Wait until reservation `id` has `status`.
+    pub async fn wait_status(&self, id: Uuid, status: &str) -> Stored {
+        let deadline = Instant::now() + bus::PATIENCE;
+        loop {
+            let stored = self.stored(id).await;
+            if stored.status == status {
+                return stored;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "reservation still {} instead of {status}",
+                stored.status
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Count of rows of the service's own `table` matching `condition` (trusted test SQL).
+    pub async fn count(&self, table: &str, condition: &str) -> i64 {
+        let client = self.pool.get().await.expect("connection");
+        client
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE {condition}"),
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0)
     }
 
     pub fn token(&self, user_id: Uuid) -> String {

@@ -1,0 +1,138 @@
+//! Async mode: the events the order consumes, each one finishing a PENDING order.
+//!
+//! - `StockCommitted` → CONFIRMED (paid, and the stock is sold);
+//! - `PaymentDeclined` → DECLINED (inventory and the reservation undo on their own copies);
+//! - `ReservationNotPayable` → CANCELLED (the reservation expired or cannot be paid).
+//!
+//! Each message is one transaction: its inbox row (a duplicate stops there), then the
+//! status change. An order already final keeps its status: a late or repeated event is a
+//! no-op, acked like any other.
+
+use crate::db::orders;
+use crate::domain::OrderStatus;
+use common::events::{Event, PaymentDeclined, ReservationNotPayable, StockCommitted};
+use common::messaging::{outbox, HandleError, Handler, Incoming};
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A message this service consumes, reduced to what it does: finish order `order_id`.
+#[derive(Debug, PartialEq, Eq)]
+struct Finish {
+    order_id: Uuid,
+    reservation_id: Uuid,
+    status: OrderStatus,
+}
+
+impl Finish {
+    /// An unknown type or a payload that does not decode is poison: it can never succeed.
+    fn decode(incoming: &Incoming) -> Result<Self, HandleError> {
+        Ok(match incoming.event_type.as_str() {
+            StockCommitted::NAME => {
+                let e: StockCommitted = incoming.decode()?;
+                Self::new(e.order_id, e.reservation_id, OrderStatus::Confirmed)
+            }
+            PaymentDeclined::NAME => {
+                let e: PaymentDeclined = incoming.decode()?;
+                Self::new(e.order_id, e.reservation_id, OrderStatus::Declined)
+            }
+            ReservationNotPayable::NAME => {
+                let e: ReservationNotPayable = incoming.decode()?;
+                Self::new(e.order_id, e.reservation_id, OrderStatus::Cancelled)
+            }
+            other => {
+                return Err(HandleError::Poison(anyhow::anyhow!(
+                    "the order service does not consume {other:?}"
+                )))
+            }
+        })
+    }
+
+    fn new(order_id: Uuid, reservation_id: Uuid, status: OrderStatus) -> Self {
+        Self {
+            order_id,
+            reservation_id,
+            status,
+        }
+    }
+}
+
+/// The consumer of the order's queue. It appends no events, so it never wakes the relay.
+pub fn handler(pool: Pool) -> Handler {
+    Arc::new(move |incoming: Incoming| {
+        let pool = pool.clone();
+        Box::pin(async move { handle(&pool, incoming).await })
+    })
+}
+
+async fn handle(pool: &Pool, incoming: Incoming) -> Result<(), HandleError> {
+    let finish = Finish::decode(&incoming)?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
+        if orders::finish_in(&tx, finish.order_id, finish.status).await? {
+            tracing::info!(order_id = %finish.order_id, reservation_id = %finish.reservation_id, status = finish.status.as_str(), "order finished");
+        } else {
+            tracing::debug!(order_id = %finish.order_id, event = %incoming.event_type, "order not pending: nothing to do");
+        }
+    } else {
+        tracing::debug!(message_id = %incoming.message_id, event = %incoming.event_type, "duplicate message: no second effect");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(event_type: &str, payload: &[u8]) -> Incoming {
+        Incoming {
+            event_type: event_type.into(),
+            message_id: Uuid::new_v4(),
+            payload: payload.to_vec(),
+            redelivered: false,
+        }
+    }
+
+    #[test]
+    fn each_consumed_event_finishes_the_order_in_its_status() {
+        let (order_id, reservation_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let payload = serde_json::json!({
+            "order_id": order_id, "reservation_id": reservation_id,
+            "payment_id": Uuid::new_v4(), "reason": "reservation_expired",
+        })
+        .to_string();
+        for (name, status) in [
+            (StockCommitted::NAME, OrderStatus::Confirmed),
+            (PaymentDeclined::NAME, OrderStatus::Declined),
+            (ReservationNotPayable::NAME, OrderStatus::Cancelled),
+        ] {
+            let finish = Finish::decode(&incoming(name, payload.as_bytes())).expect(name);
+            assert_eq!(finish, Finish::new(order_id, reservation_id, status));
+        }
+    }
+
+    #[test]
+    fn every_subscribed_event_is_handled() {
+        let (_, subscribed) = common::events::SUBSCRIPTIONS
+            .iter()
+            .find(|(service, _)| *service == crate::SERVICE)
+            .expect("the order subscribes");
+        for name in *subscribed {
+            let err = Finish::decode(&incoming(name, b"{}")).expect_err("empty payload");
+            // Poison because the payload is empty, not because the type is unknown.
+            assert!(
+                format!("{err}").contains("does not decode"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_this_service_does_not_consume_is_poison() {
+        let err = Finish::decode(&incoming("OrderPlaced.v1", b"{}")).expect_err("decoded");
+        assert!(matches!(err, HandleError::Poison(_)), "{err}");
+        assert!(format!("{err}").contains("does not consume"), "{err}");
+    }
+}

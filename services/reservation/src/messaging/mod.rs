@@ -1,0 +1,264 @@
+//! Async mode: the events the reservation consumes, and what each one does to a reservation.
+//!
+//! - `StockReserved` → PENDING becomes RESERVED;
+//! - `StockRejected` → PENDING becomes SOLD_OUT / LIMIT_REACHED / CANCELLED (`unknown_product`);
+//!   `hold_released` changes nothing (the sweeper expired the row first; its
+//!   `ReservationExpired` already released);
+//! - `OrderPlaced` → the begin-payment binding of sync mode, then `ReservationBound` or
+//!   `ReservationNotPayable`;
+//! - `StockCommitted` → CONFIRMED;
+//! - `PaymentDeclined` → CANCELLED (inventory releases on its own copy of the event).
+//!
+//! Each message is one transaction: its inbox row (a duplicate stops there), the state
+//! change, the events it causes; then the relay is woken. A transition that no longer
+//! applies (the row moved on) is a no-op, acked like any other.
+
+mod relay;
+
+pub use relay::RelayWaker;
+
+use crate::db::reservations;
+use crate::domain::Status;
+use common::events::{
+    Event, EventItem, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable,
+    ReservationRequested, StockCommitted, StockRejected, StockReserved,
+};
+use common::messaging::{outbox, HandleError, Handler, Incoming};
+use deadpool_postgres::{Pool, Transaction};
+use std::sync::Arc;
+
+/// A message this service consumes, decoded.
+#[derive(Debug)]
+enum Consumed {
+    StockReserved(StockReserved),
+    StockRejected(StockRejected),
+    OrderPlaced(OrderPlaced),
+    StockCommitted(StockCommitted),
+    PaymentDeclined(PaymentDeclined),
+}
+
+impl Consumed {
+    /// An unknown type or a payload that does not decode is poison: it can never succeed.
+    fn decode(incoming: &Incoming) -> Result<Self, HandleError> {
+        Ok(match incoming.event_type.as_str() {
+            StockReserved::NAME => Self::StockReserved(incoming.decode()?),
+            StockRejected::NAME => Self::StockRejected(incoming.decode()?),
+            OrderPlaced::NAME => Self::OrderPlaced(incoming.decode()?),
+            StockCommitted::NAME => Self::StockCommitted(incoming.decode()?),
+            PaymentDeclined::NAME => Self::PaymentDeclined(incoming.decode()?),
+            other => {
+                return Err(HandleError::Poison(anyhow::anyhow!(
+                    "the reservation service does not consume {other:?}"
+                )))
+            }
+        })
+    }
+}
+
+/// The consumer of the reservation's queue.
+pub fn handler(pool: Pool, relay: RelayWaker) -> Handler {
+    Arc::new(move |incoming: Incoming| {
+        let (pool, relay) = (pool.clone(), relay.clone());
+        Box::pin(async move { handle(&pool, &relay, incoming).await })
+    })
+}
+
+async fn handle(pool: &Pool, relay: &RelayWaker, incoming: Incoming) -> Result<(), HandleError> {
+    let message = Consumed::decode(&incoming)?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
+        tracing::debug!(message_id = %incoming.message_id, event = %incoming.event_type, "duplicate message: no second effect");
+        tx.commit().await?;
+        return Ok(());
+    }
+    let appended = match message {
+        Consumed::StockReserved(e) => {
+            settle(&tx, &e.reservation_id, Status::Reserved, "StockReserved").await?;
+            false
+        }
+        Consumed::StockRejected(e) => {
+            stock_rejected(&tx, e).await?;
+            false
+        }
+        Consumed::OrderPlaced(e) => {
+            order_placed(&tx, e).await?;
+            true
+        }
+        Consumed::StockCommitted(e) => {
+            let confirmed =
+                reservations::mark_confirmed_in(&tx, e.reservation_id, e.order_id).await?;
+            log_late(confirmed.is_none(), &e.reservation_id, "StockCommitted");
+            false
+        }
+        Consumed::PaymentDeclined(e) => {
+            let cancelled =
+                reservations::cancel_declined_in(&tx, e.reservation_id, e.order_id).await?;
+            log_late(cancelled.is_none(), &e.reservation_id, "PaymentDeclined");
+            false
+        }
+    };
+    tx.commit().await?;
+    if appended {
+        relay.wake();
+    }
+    Ok(())
+}
+
+/// PENDING → `to`; a reservation no longer PENDING (expired by the sweeper first) stays as
+/// it is.
+async fn settle(
+    tx: &Transaction<'_>,
+    id: &uuid::Uuid,
+    to: Status,
+    event: &str,
+) -> Result<(), HandleError> {
+    let settled = reservations::settle_in(tx, *id, to).await?;
+    log_late(settled.is_none(), id, event);
+    Ok(())
+}
+
+async fn stock_rejected(tx: &Transaction<'_>, e: StockRejected) -> Result<(), HandleError> {
+    let to = match e.reason.as_str() {
+        "sold_out" => Status::SoldOut,
+        "limit_reached" => Status::LimitReached,
+        // Nothing is held for a product that does not exist: the reservation is over.
+        "unknown_product" => Status::Cancelled,
+        // Released before the hold arrived: the sweeper expired the row and its
+        // ReservationExpired did the release. Nothing left to do.
+        "hold_released" => return Ok(()),
+        other => {
+            return Err(HandleError::Poison(anyhow::anyhow!(
+                "StockRejected with an unknown reason {other:?}"
+            )))
+        }
+    };
+    settle(tx, &e.reservation_id, to, "StockRejected").await
+}
+
+/// The begin-payment binding of sync mode, answered with an event instead of a status code.
+async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), HandleError> {
+    match binding(tx, &e).await? {
+        Ok(total_cents) => {
+            outbox::append(
+                tx,
+                &ReservationBound {
+                    order_id: e.order_id,
+                    reservation_id: e.reservation_id,
+                    user_id: e.user_id,
+                    total_cents,
+                },
+            )
+            .await?;
+        }
+        Err(reason) => {
+            tracing::info!(order_id = %e.order_id, reservation_id = %e.reservation_id, reason, "order placed on a reservation that cannot be paid");
+            outbox::append(
+                tx,
+                &ReservationNotPayable {
+                    order_id: e.order_id,
+                    reservation_id: e.reservation_id,
+                    reason: reason.to_string(),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Bind the order (owner only): `Ok(total_cents)` once it is bound, or why it cannot be,
+/// with the codes of sync mode's `begin-payment`.
+async fn binding(
+    tx: &Transaction<'_>,
+    e: &OrderPlaced,
+) -> Result<Result<i64, &'static str>, HandleError> {
+    let owner = Some(e.user_id);
+    if let Some(bound) =
+        reservations::bind_order_in(tx, e.reservation_id, e.order_id, owner).await?
+    {
+        return Ok(Ok(bound.total_cents));
+    }
+    Ok(match reservations::find_in(tx, e.reservation_id).await? {
+        None => Err("not_found"),
+        Some((r, _)) if r.user_id != e.user_id => Err("not_found"),
+        // Bound to this very order already (another message of the same order, or a bound
+        // reservation whose payment has moved on): say so again. Payment charges an order at
+        // most once and answers a repeat with the same outcome.
+        Some((r, _)) if r.order_id == Some(e.order_id) => Ok(r.total_cents),
+        Some((r, _)) if r.order_id.is_some() => Err("reservation_not_payable"),
+        Some((r, past_due)) => match r.status {
+            Status::Expired => Err("reservation_expired"),
+            Status::Pending | Status::Reserved if past_due => Err("reservation_expired"),
+            _ => Err("reservation_not_payable"),
+        },
+    })
+}
+
+fn log_late(late: bool, reservation_id: &uuid::Uuid, event: &str) {
+    if late {
+        tracing::debug!(%reservation_id, event, "the reservation has moved on: nothing to do");
+    }
+}
+
+/// The event that asks inventory to hold a new reservation's lines.
+pub fn reservation_requested(reservation: &crate::domain::Reservation) -> ReservationRequested {
+    ReservationRequested {
+        reservation_id: reservation.id,
+        user_id: reservation.user_id,
+        items: reservation
+            .items
+            .iter()
+            .map(|l| EventItem {
+                product_id: l.product_id,
+                quantity: l.quantity.get(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn incoming(event_type: &str, payload: &[u8]) -> Incoming {
+        Incoming {
+            event_type: event_type.into(),
+            message_id: Uuid::new_v4(),
+            payload: payload.to_vec(),
+            redelivered: false,
+        }
+    }
+
+    #[test]
+    fn an_event_this_service_does_not_consume_is_poison() {
+        let err = Consumed::decode(&incoming("ReservationBound.v1", b"{}")).expect_err("decoded");
+        assert!(matches!(err, HandleError::Poison(_)), "{err}");
+    }
+
+    #[test]
+    fn a_payload_that_does_not_decode_is_poison() {
+        let err = Consumed::decode(&incoming(StockReserved::NAME, b"{\"reservation_id\":1}"))
+            .expect_err("decoded");
+        assert!(matches!(err, HandleError::Poison(_)), "{err}");
+    }
+
+    #[test]
+    fn every_subscribed_event_decodes() {
+        let id = Uuid::new_v4();
+        let (reservations, subscribed) = common::events::SUBSCRIPTIONS
+            .iter()
+            .find(|(service, _)| *service == crate::SERVICE)
+            .expect("the reservation subscribes");
+        assert_eq!(*reservations, "reservation");
+        for name in *subscribed {
+            let payload = serde_json::json!({
+                "reservation_id": id, "order_id": id, "user_id": id, "payment_id": id,
+                "reason": "sold_out",
+            });
+            let decoded = Consumed::decode(&incoming(name, payload.to_string().as_bytes()));
+            assert!(decoded.is_ok(), "{name} does not decode");
+        }
+    }
+}
