@@ -34,7 +34,7 @@ impl Application {
             db::migrations::runner(),
         )
         .await?;
-        let redis = common::cache::pool(&common.redis_url, common.db_pool_size)?;
+        let redis = common::cache::pool(&common.redis_url, common.redis_pool_size)?;
         let keys = Keys::new(&common.redis_prefix);
         let listener: TcpListener = common::web::bind(&common)?;
         let port = listener.local_addr()?.port();

@@ -9,9 +9,10 @@ pub use deadpool_redis::Pool as RedisPool;
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = Config::from_url(url);
     let mut pool_cfg = deadpool_redis::PoolConfig::new(size.max(1));
-    // Bounded waits: with Redis away a request answers 503 in about a second.
+    // Opening a connection is bounded, so with Redis away a request answers 503 in about a
+    // second; waiting for a busy pool may take longer (a spike queues rather than fails).
     pool_cfg.timeouts = Timeouts {
-        wait: Some(Duration::from_secs(1)),
+        wait: Some(Duration::from_secs(10)),
         create: Some(Duration::from_secs(1)),
         recycle: Some(Duration::from_secs(1)),
     };

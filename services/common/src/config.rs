@@ -88,6 +88,10 @@ pub struct CommonConfig {
     /// `REDIS_URL`. Default `redis://127.0.0.1:6379`.
     #[serde(default = "defaults::redis_url")]
     pub redis_url: String,
+    /// `REDIS_POOL_SIZE`: Redis connections per replica. Default 16: commands are short and
+    /// Redis is single-threaded, so connections cost little and a spike needs many.
+    #[serde(default = "defaults::redis_pool_size")]
+    pub redis_pool_size: usize,
     /// `REDIS_PREFIX`: every key this suite writes starts with it. Default `flashsale`.
     #[serde(default = "defaults::redis_prefix")]
     pub redis_prefix: String,
@@ -189,6 +193,9 @@ mod defaults {
     }
     pub fn redis_url() -> String {
         "redis://127.0.0.1:6379".into()
+    }
+    pub fn redis_pool_size() -> usize {
+        16
     }
     pub fn redis_prefix() -> String {
         "flashsale".into()

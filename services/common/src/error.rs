@@ -226,10 +226,20 @@ impl ResponseError for ApiError {
     }
 }
 
-/// A pool that cannot hand out a connection means PostgreSQL is away (or saturated): 503.
+/// A pool that cannot hand out a connection: every connection busy for the whole wait
+/// (saturation, `database_busy`) or PostgreSQL away (`database_unavailable`). Both are 503.
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         tracing::warn!(error = %e, "database pool error");
+        if matches!(
+            e,
+            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)
+        ) {
+            return Self::unavailable(
+                "database_busy",
+                "every database connection is busy, retry later",
+            );
+        }
         Self::database_unavailable()
     }
 }
@@ -259,6 +269,12 @@ impl From<tokio_postgres::Error> for ApiError {
 impl From<deadpool_redis::PoolError> for ApiError {
     fn from(e: deadpool_redis::PoolError) -> Self {
         tracing::warn!(error = %e, "redis pool error");
+        if matches!(
+            e,
+            deadpool_redis::PoolError::Timeout(deadpool_redis::TimeoutType::Wait)
+        ) {
+            return Self::unavailable("cache_busy", "every cache connection is busy, retry later");
+        }
         Self::cache_unavailable()
     }
 }
