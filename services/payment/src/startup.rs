@@ -45,11 +45,12 @@ impl Application {
         if common.mode == Mode::Async {
             // Connects in the background: the service starts (and reports not ready) while
             // RabbitMQ is away.
-            let relay = messaging::RelayWaker::default();
-            let runtime = AsyncRuntime::start(
+            let relay = common::messaging::outbox::RelaySignal::default();
+            let runtime = AsyncRuntime::start_with_signal(
                 &common,
                 SERVICE,
                 pool.clone(),
+                relay.clone(),
                 Some(messaging::handler(
                     pool.clone(),
                     provider.clone(),
@@ -57,7 +58,6 @@ impl Application {
                 )),
                 cancel.clone(),
             );
-            relay.set(runtime.relay.clone());
             readiness = runtime.readiness(readiness);
             tasks.extend(runtime.tasks);
         }

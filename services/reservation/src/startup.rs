@@ -5,7 +5,7 @@
 //! `port()`.
 
 use crate::configuration::Settings;
-use crate::messaging::{self, RelayWaker};
+use crate::messaging::{self, RelaySignal};
 use crate::routes::ReservationTtl;
 use crate::sweeper::Releases;
 use crate::{db, routes, sweeper, SERVICE};
@@ -47,20 +47,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut readiness = Readiness::default().with_database(pool.clone());
         let cancel = CancellationToken::new();
-        let relay = RelayWaker::default();
+        let relay = RelaySignal::default();
         let mut tasks = Vec::new();
         let releases = match common.mode {
             Mode::Sync => Releases::Http(client.clone()),
             Mode::Async => {
                 let handler = messaging::handler(pool.clone(), relay.clone());
-                let runtime = AsyncRuntime::start(
+                let runtime = AsyncRuntime::start_with_signal(
                     &common,
                     SERVICE,
                     pool.clone(),
+                    relay.clone(),
                     Some(handler),
                     cancel.clone(),
                 );
-                relay.set(runtime.relay.clone());
                 readiness = runtime.readiness(readiness);
                 tasks = runtime.tasks;
                 Releases::Events(relay.clone())

@@ -19,7 +19,7 @@
 //! as an event that the outbox delivers for certain; inventory releases on it.
 
 use crate::db::reservations;
-use crate::messaging::RelayWaker;
+use crate::messaging::RelaySignal;
 use crate::peers::{self, Released};
 use anyhow::Context;
 use common::client::ServiceClient;
@@ -70,12 +70,12 @@ pub enum Releases {
     /// Sync mode: `release_pending`, then a release call to inventory ([`sweep_once`]).
     Http(ServiceClient),
     /// Async mode: a `ReservationExpired` in the outbox ([`expire_with_events`]).
-    Events(RelayWaker),
+    Events(RelaySignal),
 }
 
 /// Async mode's pass: expire, appending `ReservationExpired` for each row in the same
 /// transaction, then wake the relay.
-pub async fn expire_with_events(pool: &Pool, relay: &RelayWaker) -> anyhow::Result<SweepStats> {
+pub async fn expire_with_events(pool: &Pool, relay: &RelaySignal) -> anyhow::Result<SweepStats> {
     let mut client = pool.get().await.context("getting a database connection")?;
     let tx = client.transaction().await.context("starting the expiry")?;
     let expired = reservations::expire_due_in(&tx, EXPIRE_BATCH, false).await?;

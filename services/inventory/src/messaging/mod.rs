@@ -19,30 +19,11 @@ use common::events::{
 use common::messaging::outbox::{self, RelaySignal};
 use common::messaging::{HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
-/// The runtime's relay signal, handed to the handler once the runtime has started:
-/// `AsyncRuntime::start` builds the signal itself, after it was given the handler.
-#[derive(Clone, Default)]
-pub struct RelayWaker(Arc<OnceLock<RelaySignal>>);
-
-impl RelayWaker {
-    pub fn set(&self, signal: RelaySignal) {
-        let _ = self.0.set(signal);
-    }
-
-    /// Before `set` (only a message handled in the first instants) the relay's poll
-    /// publishes the rows instead.
-    pub fn wake(&self) {
-        if let Some(signal) = self.0.get() {
-            signal.wake();
-        }
-    }
-}
-
 /// The handler the inventory's queue is consumed with.
-pub fn handler(pool: Pool, relay: RelayWaker) -> Handler {
+pub fn handler(pool: Pool, relay: RelaySignal) -> Handler {
     Arc::new(move |incoming: Incoming| {
         let (pool, relay) = (pool.clone(), relay.clone());
         Box::pin(async move { handle(&pool, &relay, &incoming).await })
@@ -116,7 +97,7 @@ fn hold_request(event: ReservationRequested) -> Result<HoldRequest, HandleError>
     })
 }
 
-async fn handle(pool: &Pool, relay: &RelayWaker, incoming: &Incoming) -> Result<(), HandleError> {
+async fn handle(pool: &Pool, relay: &RelaySignal, incoming: &Incoming) -> Result<(), HandleError> {
     let command = command(incoming)?;
     let mut client = pool.get().await?;
     let mut tx = client.transaction().await?;

@@ -18,30 +18,11 @@ use common::messaging::outbox::{self, RelaySignal};
 use common::messaging::{HandleError, Handler, Incoming};
 use common::ApiError;
 use deadpool_postgres::Pool;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
-/// The runtime's relay signal, handed to the handler once the runtime has started:
-/// `AsyncRuntime::start` builds the signal itself, after it was given the handler.
-#[derive(Clone, Default)]
-pub struct RelayWaker(Arc<OnceLock<RelaySignal>>);
-
-impl RelayWaker {
-    pub fn set(&self, signal: RelaySignal) {
-        let _ = self.0.set(signal);
-    }
-
-    /// Before `set` (only a message handled in the first instants) the relay's poll
-    /// publishes the rows instead.
-    pub fn wake(&self) {
-        if let Some(signal) = self.0.get() {
-            signal.wake();
-        }
-    }
-}
-
 /// The handler the payment's queue is consumed with.
-pub fn handler(pool: Pool, provider: Provider, relay: RelayWaker) -> Handler {
+pub fn handler(pool: Pool, provider: Provider, relay: RelaySignal) -> Handler {
     Arc::new(move |incoming: Incoming| {
         let (pool, provider, relay) = (pool.clone(), provider.clone(), relay.clone());
         Box::pin(async move { handle(&pool, &provider, &relay, &incoming).await })
@@ -51,7 +32,7 @@ pub fn handler(pool: Pool, provider: Provider, relay: RelayWaker) -> Handler {
 async fn handle(
     pool: &Pool,
     provider: &Provider,
-    relay: &RelayWaker,
+    relay: &RelaySignal,
     incoming: &Incoming,
 ) -> Result<(), HandleError> {
     if incoming.event_type != ReservationBound::NAME {

@@ -13,9 +13,7 @@
 //! change, the events it causes; then the relay is woken. A transition that no longer
 //! applies (the row moved on) is a no-op, acked like any other.
 
-mod relay;
-
-pub use relay::RelayWaker;
+pub use common::messaging::outbox::RelaySignal;
 
 use crate::db::reservations;
 use crate::domain::Status;
@@ -56,14 +54,14 @@ impl Consumed {
 }
 
 /// The consumer of the reservation's queue.
-pub fn handler(pool: Pool, relay: RelayWaker) -> Handler {
+pub fn handler(pool: Pool, relay: RelaySignal) -> Handler {
     Arc::new(move |incoming: Incoming| {
         let (pool, relay) = (pool.clone(), relay.clone());
         Box::pin(async move { handle(&pool, &relay, incoming).await })
     })
 }
 
-async fn handle(pool: &Pool, relay: &RelayWaker, incoming: Incoming) -> Result<(), HandleError> {
+async fn handle(pool: &Pool, relay: &RelaySignal, incoming: Incoming) -> Result<(), HandleError> {
     let message = Consumed::decode(&incoming)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;

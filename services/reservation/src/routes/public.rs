@@ -1,7 +1,7 @@
 use super::{expired, not_found, ReservationTtl};
 use crate::db::reservations::{self, NewReservation};
 use crate::domain::{self, Accepted, PublicView, ReserveRequest, Reserved, Status};
-use crate::messaging::{self, RelayWaker};
+use crate::messaging::{self, RelaySignal};
 use crate::peers;
 use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpResponse};
@@ -21,7 +21,7 @@ pub async fn reserve(
     client: web::Data<ServiceClient>,
     ttl: web::Data<ReservationTtl>,
     mode: web::Data<Mode>,
-    relay: web::Data<RelayWaker>,
+    relay: web::Data<RelaySignal>,
     body: web::Json<ReserveRequest>,
 ) -> ApiResult<HttpResponse> {
     let cart_id = parse_body_id(&body.cart_id, "cart_id")?;
@@ -83,7 +83,7 @@ pub async fn reserve(
 /// hears of every reservation recorded and of no other; the client polls the status URL.
 async fn request_stock(
     pool: &Pool,
-    relay: &RelayWaker,
+    relay: &RelaySignal,
     new: NewReservation<'_>,
 ) -> ApiResult<HttpResponse> {
     let mut client = pool.get().await?;
