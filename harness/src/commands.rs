@@ -53,22 +53,95 @@ pub fn verify_target(
     (url, prefix)
 }
 
-/// `flashsale verify`: check the invariants and print the report. Returns whether they hold.
-pub async fn verify(
-    run_dir: &Path,
-    db_prefix: Option<String>,
-    database_url: Option<String>,
-    grace: Duration,
-    json: bool,
-) -> anyhow::Result<bool> {
-    let (url, prefix) = verify_target(run_dir, db_prefix, database_url);
-    let report = crate::verify::run(&url, &prefix, grace).await?;
+/// What `flashsale verify` checks, beyond the run folder.
+pub struct VerifyArgs {
+    pub db_prefix: Option<String>,
+    pub database_url: Option<String>,
+    pub amqp_url: Option<String>,
+    pub grace: Duration,
+    pub drain: Duration,
+}
+
+/// `flashsale verify`: wait for the suite to drain, check the invariants (and, for an async
+/// suite, the broker), print the report. Returns whether they hold.
+pub async fn verify(run_dir: &Path, args: VerifyArgs, json: bool) -> anyhow::Result<bool> {
+    let (url, prefix) = verify_target(run_dir, args.db_prefix, args.database_url);
+    let state = SuiteState::load(run_dir).ok();
+    let amqp = args.amqp_url.or_else(|| {
+        state
+            .as_ref()
+            .filter(|s| s.mode == common::Mode::Async)
+            .map(|s| s.amqp_url.clone())
+    });
+    if !args.drain.is_zero()
+        && !crate::verify::wait_drained(&url, &prefix, amqp.as_deref(), args.drain).await?
+    {
+        tracing::warn!("the suite did not drain within {:?}", args.drain);
+    }
+    let report = match &amqp {
+        Some(amqp) => crate::verify::run_with_broker(&url, &prefix, amqp, args.grace).await?,
+        None => crate::verify::run(&url, &prefix, args.grace).await?,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.render_text());
     }
     Ok(report.ok())
+}
+
+fn dlq_target(
+    run_dir: &Path,
+    prefix: Option<String>,
+    amqp_url: Option<String>,
+) -> (String, String) {
+    let state = SuiteState::load(run_dir).ok();
+    let prefix = prefix
+        .or_else(|| state.as_ref().map(|s| s.db_prefix.clone()))
+        .unwrap_or_else(|| "flashsale".to_string());
+    let url = amqp_url
+        .or_else(|| state.as_ref().map(|s| s.amqp_url.clone()))
+        .unwrap_or_else(|| crate::options::SuiteOptions::default().amqp_url);
+    (url, prefix)
+}
+
+/// `flashsale dlq list`: every dead letter, left in place.
+pub async fn dlq_list(
+    run_dir: &Path,
+    prefix: Option<String>,
+    amqp_url: Option<String>,
+    queue: Option<&str>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let (url, prefix) = dlq_target(run_dir, prefix, amqp_url);
+    let letters = crate::broker::dead_letters(&url, &prefix, queue).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+    } else if letters.is_empty() {
+        println!("no dead letters");
+    } else {
+        for l in &letters {
+            println!(
+                "{}  {}  {}  {}",
+                l.queue, l.event_type, l.message_id, l.payload
+            );
+        }
+        println!("{} dead letter(s)", letters.len());
+    }
+    Ok(true)
+}
+
+/// `flashsale dlq replay`: publish dead letters back to their queues.
+pub async fn dlq_replay(
+    run_dir: &Path,
+    prefix: Option<String>,
+    amqp_url: Option<String>,
+    queue: Option<&str>,
+) -> anyhow::Result<bool> {
+    let (url, prefix) = dlq_target(run_dir, prefix, amqp_url);
+    let n = crate::broker::replay(&url, &prefix, queue).await?;
+    println!("replayed {n} dead letter(s)");
+    Ok(true)
 }
 
 /// `flashsale status`: every recorded process, alive and ready. Returns whether all are.

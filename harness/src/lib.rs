@@ -9,6 +9,7 @@
 //! Architecture invariant: the harness never signals a process it did not start. Every pid
 //! it records comes with the binary it ran, and is signalled only while it still runs it.
 
+pub mod broker;
 pub mod commands;
 pub mod infra;
 pub mod nginx;

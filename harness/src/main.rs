@@ -47,6 +47,18 @@ enum Command {
         /// Work younger than this is in flight, not stuck.
         #[arg(long, default_value_t = 10.0)]
         grace_secs: f64,
+        /// Wait at most this long for the suite to drain (outboxes, queues, PENDING work)
+        /// before checking; 0 checks at once.
+        #[arg(long, default_value_t = 30.0)]
+        drain_secs: f64,
+        /// RabbitMQ URL; the broker is checked when given or when the running suite is async.
+        #[arg(long)]
+        amqp_url: Option<String>,
+    },
+    /// Dead-lettered messages of an async suite.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
     },
     /// Show every process of the running suite: alive, ready.
     Status {
@@ -55,6 +67,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead letters (they stay where they are).
+    List {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish dead letters back to the queue they died in, then remove them from the DLQ.
+    Replay {
+        #[command(flatten)]
+        target: DlqTarget,
+    },
+}
+
+#[derive(clap::Args)]
+struct DlqTarget {
+    /// One queue only: a DLQ name (`<prefix>.<service>.dlq`) or a service name.
+    #[arg(long)]
+    queue: Option<String>,
+    #[arg(long, default_value = "run")]
+    run_dir: PathBuf,
+    /// Queue prefix (default: the running suite's database prefix, else `flashsale`).
+    #[arg(long)]
+    prefix: Option<String>,
+    #[arg(long)]
+    amqp_url: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,16 +214,43 @@ async fn main() -> ExitCode {
             db_prefix,
             database_url,
             grace_secs,
+            drain_secs,
+            amqp_url,
         } => {
             commands::verify(
                 &run_dir,
-                db_prefix,
-                database_url,
-                Duration::from_secs_f64(grace_secs.max(0.0)),
+                commands::VerifyArgs {
+                    db_prefix,
+                    database_url,
+                    amqp_url,
+                    grace: Duration::from_secs_f64(grace_secs.max(0.0)),
+                    drain: Duration::from_secs_f64(drain_secs.max(0.0)),
+                },
                 json,
             )
             .await
         }
+        Command::Dlq { action } => match action {
+            DlqAction::List { target, json } => {
+                commands::dlq_list(
+                    &target.run_dir,
+                    target.prefix,
+                    target.amqp_url,
+                    target.queue.as_deref(),
+                    json,
+                )
+                .await
+            }
+            DlqAction::Replay { target } => {
+                commands::dlq_replay(
+                    &target.run_dir,
+                    target.prefix,
+                    target.amqp_url,
+                    target.queue.as_deref(),
+                )
+                .await
+            }
+        },
         Command::Status { run_dir, json } => commands::status(&run_dir, json).await,
     };
     match result {

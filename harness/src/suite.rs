@@ -99,6 +99,13 @@ impl Suite {
             );
             crate::store::drop_databases(&opts.database_url, &opts.db_prefix).await?;
             crate::store::clear_redis(&opts.redis_url, &opts.redis_prefix).await?;
+            // Messages of an earlier run must not reach this one's services.
+            // (RabbitMQ may be away right now: the services wait for it, and so can this.)
+            if let Err(e) = crate::broker::delete_topology(&opts.amqp_url, &opts.db_prefix).await {
+                if opts.mode == common::Mode::Async {
+                    tracing::warn!("could not clear the suite's queues: {e:#}");
+                }
+            }
         }
 
         for sub in ["logs", "pids", "ports", "nginx"] {
@@ -220,6 +227,8 @@ impl Suite {
             ("REDIS_URL".into(), s.redis_url.clone()),
             ("REDIS_PREFIX".into(), s.redis_prefix.clone()),
             ("AMQP_URL".into(), s.amqp_url.clone()),
+            // One topology per suite: a suite's queues are `<db prefix>.<service>`.
+            ("AMQP_PREFIX".into(), s.db_prefix.clone()),
             ("TOKEN_SECRET".into(), s.token_secret.clone()),
             ("INTERNAL_KEY".into(), s.internal_key.clone()),
             ("UPSTREAM_URL".into(), s.base_url.clone()),
@@ -227,6 +236,9 @@ impl Suite {
         // A restarted replica binds its old port and writes the same number again.
         let file = s.run_dir.join("ports").join(&instance);
         env.push(("PORT_FILE".into(), file.to_string_lossy().into()));
+        // Each replica's metrics (docs/metrics.md), appended across restarts.
+        let metrics = s.run_dir.join("metrics").join(format!("{instance}.lp"));
+        env.push(("METRICS_FILE".into(), metrics.to_string_lossy().into()));
         env.extend(o.extra_env.iter().cloned());
         env
     }
@@ -669,6 +681,9 @@ impl Suite {
     pub async fn drop_databases(&self) -> anyhow::Result<()> {
         crate::store::drop_databases(&self.state.database_url, &self.state.db_prefix).await?;
         crate::store::clear_redis(&self.state.redis_url, &self.state.redis_prefix).await?;
+        if self.state.mode == common::Mode::Async {
+            crate::broker::delete_topology(&self.state.amqp_url, &self.state.db_prefix).await?;
+        }
         Ok(())
     }
 

@@ -9,7 +9,9 @@
 //!    provider charge; a DECLINED or CANCELLED order has no SUCCEEDED charge; no reservation
 //!    has two orders.
 //! 4. Nothing stuck past `grace`: reservations PENDING/RESERVED past their expiry with no
-//!    order, releases still pending, orders and payments still PENDING.
+//!    order, releases still pending, orders and payments still PENDING, outbox rows still
+//!    unpublished; with the broker checked ([`run_with_broker`], async mode), no message
+//!    still waiting in a service queue and no dead letter.
 //! 5. Fairness: no user holds or bought more than the per-user limit of a product.
 
 use crate::nginx::SERVICES;
@@ -65,6 +67,15 @@ pub struct Report {
     pub payments: BTreeMap<String, i64>,
     /// Provider charges by outcome.
     pub charges: BTreeMap<String, i64>,
+    /// Unpublished outbox rows per service (any age).
+    #[serde(default)]
+    pub outbox_backlog: BTreeMap<String, i64>,
+    /// Queue depths, when the broker was checked.
+    #[serde(default)]
+    pub queues: Vec<crate::broker::QueueDepth>,
+    /// Dead-lettered messages, when the broker was checked.
+    #[serde(default)]
+    pub dead_letters: u32,
     pub violations: Vec<Violation>,
 }
 
@@ -129,6 +140,23 @@ impl Report {
                 parts.join(", ")
             };
             out.push_str(&format!("{name}: {shown}\n"));
+        }
+        let backlog: Vec<String> = self
+            .outbox_backlog
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !backlog.is_empty() {
+            out.push_str(&format!("outbox backlog: {}\n", backlog.join(", ")));
+        }
+        if !self.queues.is_empty() {
+            let queues: Vec<String> = self
+                .queues
+                .iter()
+                .map(|q| format!("{} {}", q.queue, q.messages))
+                .collect();
+            out.push_str(&format!("queues: {}\n", queues.join(", ")));
+            out.push_str(&format!("dead letters: {}\n", self.dead_letters));
         }
         if self.violations.is_empty() {
             out.push_str("invariants: all hold\n");
@@ -423,6 +451,35 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         );
     }
 
+    // --- outboxes (async mode; the tables exist in both modes) ---------------------------
+    let mut outbox_backlog = BTreeMap::new();
+    for (service, client) in [
+        ("inventory", &inventory),
+        ("reservation", &reservation),
+        ("order", &order),
+        ("payment", &payment),
+    ] {
+        let Ok(row) = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE created_at < now() - $1::float8 * interval '1 second')
+                 FROM outbox WHERE published_at IS NULL",
+                &[&grace_secs],
+            )
+            .await
+        else {
+            continue; // no outbox table: a service without messaging
+        };
+        let (all, old): (i64, i64) = (row.get(0), row.get(1));
+        outbox_backlog.insert(service.to_string(), all);
+        if old > 0 {
+            v.push(
+                4,
+                format!("{old} outbox row(s) of {service} unpublished past the grace period"),
+            );
+        }
+    }
+    drop(gateway);
+
     let violations = v.0;
     Ok(Report {
         db_prefix: db_prefix.to_string(),
@@ -434,8 +491,81 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         reservations,
         payments,
         charges,
+        outbox_backlog,
+        queues: Vec::new(),
+        dead_letters: 0,
         violations,
     })
+}
+
+/// [`run`], plus the broker: messages still waiting in a service queue and dead letters are
+/// violations of invariant 4 (call it after the system drained, see [`wait_drained`]).
+pub async fn run_with_broker(
+    database_url: &str,
+    db_prefix: &str,
+    amqp_url: &str,
+    grace: Duration,
+) -> anyhow::Result<Report> {
+    let mut report = run(database_url, db_prefix, grace).await?;
+    let queues = crate::broker::queue_depths(amqp_url, db_prefix).await?;
+    for q in &queues {
+        if q.dead_letter && q.messages > 0 {
+            report.violations.push(Violation {
+                invariant: 4,
+                message: format!(
+                    "{} dead-lettered message(s) in {} (see `flashsale dlq list`)",
+                    q.messages, q.queue
+                ),
+            });
+        } else if !q.dead_letter && q.messages > 0 {
+            report.violations.push(Violation {
+                invariant: 4,
+                message: format!("{} message(s) still waiting in {}", q.messages, q.queue),
+            });
+        }
+    }
+    report.dead_letters = queues
+        .iter()
+        .filter(|q| q.dead_letter)
+        .map(|q| q.messages)
+        .sum();
+    report.queues = queues;
+    report.ok = report.violations.is_empty();
+    Ok(report)
+}
+
+/// Wait (at most `timeout`) until the suite has drained: no unpublished outbox row, no
+/// message waiting in a service queue (when `amqp_url` is given), no reservation or order
+/// PENDING. Answers whether it drained.
+pub async fn wait_drained(
+    database_url: &str,
+    db_prefix: &str,
+    amqp_url: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let report = run(database_url, db_prefix, Duration::from_secs(3600)).await?;
+        let backlog: i64 = report.outbox_backlog.values().sum();
+        let pending = report.reservations.get("PENDING").copied().unwrap_or(0)
+            + report.orders.get("PENDING").copied().unwrap_or(0);
+        let waiting: u32 = match amqp_url {
+            Some(url) => crate::broker::queue_depths(url, db_prefix)
+                .await?
+                .iter()
+                .filter(|q| !q.dead_letter)
+                .map(|q| q.messages)
+                .sum(),
+            None => 0,
+        };
+        if backlog == 0 && pending == 0 && waiting == 0 {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn check_product(p: &ProductRow, v: &mut Violations) {

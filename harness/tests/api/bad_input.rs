@@ -4,6 +4,7 @@
 use crate::helpers::spawn_suite_with;
 use crate::shopper::Api;
 use common::auth::{now_secs, TokenKeys};
+use common::Mode;
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -39,9 +40,10 @@ fn assert_error(case: &str, (status, body): &(u16, Value), want_status: u16, wan
     );
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_with_the_right_status_and_a_json_error_and_changes_nothing() {
-    let t = spawn_suite_with(|_| {}).await;
+async fn bad_input_is_refused_with_the_right_status_and_a_json_error_and_changes_nothing(
+    mode: Mode,
+) {
+    let t = spawn_suite_with(|o| o.mode = mode).await;
     let api = Api::new(t.suite.base_url());
     let shopper = api.shopper(1).await;
     let other = api.shopper(2).await;
@@ -314,3 +316,7 @@ async fn bad_input_is_refused_with_the_right_status_and_a_json_error_and_changes
     assert_eq!(stock, t.suite.products()[0].stock);
     t.teardown().await;
 }
+
+crate::helpers::in_both_modes!(
+    bad_input_is_refused_with_the_right_status_and_a_json_error_and_changes_nothing
+);

@@ -1,25 +1,18 @@
 //! A flash sale in miniature: many shoppers, little stock, the same second.
 
-use crate::helpers::{spawn_suite_with, TestSuite};
+use crate::helpers::{drained_report, spawn_suite_with, TestSuite};
 use crate::shopper::{Api, Outcome};
-use harness::verify;
-use std::time::Duration;
+use common::Mode;
 
-async fn assert_invariants(t: &TestSuite) -> verify::Report {
-    let report = verify::run(
-        &t.suite.state().database_url,
-        &t.suite.state().db_prefix,
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("verify");
+async fn assert_invariants(t: &TestSuite) -> harness::verify::Report {
+    let report = drained_report(t).await;
     assert!(report.ok(), "{}", report.render_text());
     report
 }
 
-#[tokio::test]
-async fn two_hundred_shoppers_for_fifty_units_confirm_exactly_fifty() {
+async fn two_hundred_shoppers_for_fifty_units_confirm_exactly_fifty(mode: Mode) {
     let t = spawn_suite_with(|o| {
+        o.mode = mode;
         o.replicas = 2;
         o.users = 200;
         o.products = 1;
@@ -56,9 +49,9 @@ async fn two_hundred_shoppers_for_fifty_units_confirm_exactly_fifty() {
     t.teardown().await;
 }
 
-#[tokio::test]
-async fn one_user_racing_itself_from_twenty_connections_never_exceeds_the_limit() {
+async fn one_user_racing_itself_from_twenty_connections_never_exceeds_the_limit(mode: Mode) {
     let t = spawn_suite_with(|o| {
+        o.mode = mode;
         o.replicas = 2;
         o.products = 1;
         o.stock = 100;
@@ -89,3 +82,8 @@ async fn one_user_racing_itself_from_twenty_connections_never_exceeds_the_limit(
     assert_eq!(report.products[0].sold, 2);
     t.teardown().await;
 }
+
+crate::helpers::in_both_modes!(
+    two_hundred_shoppers_for_fifty_units_confirm_exactly_fifty,
+    one_user_racing_itself_from_twenty_connections_never_exceeds_the_limit
+);

@@ -1,13 +1,12 @@
 //! A declined payment: 402 with the order id, and the held stock goes back on sale.
 
-use crate::helpers::spawn_suite_with;
+use crate::helpers::{drained_report, settle, spawn_suite_with};
 use crate::shopper::{Api, Outcome};
-use harness::verify;
-use std::time::Duration;
+use common::Mode;
 
-#[tokio::test]
-async fn a_declined_payment_answers_402_and_puts_the_stock_back_on_sale() {
+async fn a_declined_payment_answers_402_and_puts_the_stock_back_on_sale(mode: Mode) {
     let t = spawn_suite_with(|o| {
+        o.mode = mode;
         o.stock = 1;
         o.extra_env
             .push(("PAYMENT_DECLINE_RATE".into(), "1.0".into()));
@@ -31,23 +30,23 @@ async fn a_declined_payment_answers_402_and_puts_the_stock_back_on_sale() {
         .to_string();
     let (_, order, _) = shopper.get(&format!("/api/orders/{order_id}")).await;
     assert_eq!(order["status"], "DECLINED");
-    let (_, reservation, _) = shopper
-        .get(&format!("/api/reservations/{reservation_id}"))
-        .await;
+    let reservation = settle(
+        &shopper,
+        &format!("/api/reservations/{reservation_id}"),
+        &["RESERVED"],
+    )
+    .await;
     assert_eq!(reservation["status"], "CANCELLED");
+    let report = drained_report(&t).await;
+    assert!(report.ok(), "{}", report.render_text());
+    assert_eq!(report.products[0].available, 1, "the unit is back on sale");
     // The single unit is on sale again: another shopper gets it (and is declined too).
     let other = api.shopper(2).await;
     assert!(matches!(
         other.checkout(&product).await,
         Outcome::Declined { .. }
     ));
-    let report = verify::run(
-        &t.suite.state().database_url,
-        &t.suite.state().db_prefix,
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("verify");
+    let report = drained_report(&t).await;
     assert!(report.ok(), "{}", report.render_text());
     assert_eq!(
         (report.products[0].available, report.products[0].sold),
@@ -55,3 +54,5 @@ async fn a_declined_payment_answers_402_and_puts_the_stock_back_on_sale() {
     );
     t.teardown().await;
 }
+
+crate::helpers::in_both_modes!(a_declined_payment_answers_402_and_puts_the_stock_back_on_sale);

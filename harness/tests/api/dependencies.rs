@@ -4,6 +4,7 @@
 use crate::helpers::spawn_suite_with;
 use crate::private_servers::{PrivatePostgres, PrivateRedis};
 use crate::shopper::Api;
+use common::Mode;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,14 @@ where
     }
 }
 
-#[tokio::test]
-async fn with_redis_away_carts_answer_503_and_recover_when_it_returns() {
+async fn with_redis_away_carts_answer_503_and_recover_when_it_returns(mode: Mode) {
     let mut redis = PrivateRedis::start();
     let url = redis.url();
-    let t = spawn_suite_with(|o| o.redis_url = url).await;
+    let t = spawn_suite_with(|o| {
+        o.mode = mode;
+        o.redis_url = url;
+    })
+    .await;
     let api = Api::new(t.suite.base_url());
     let shopper = api.shopper(1).await;
     let cart = shopper.create_cart().await;
@@ -53,11 +57,14 @@ async fn with_redis_away_carts_answer_503_and_recover_when_it_returns() {
     drop(redis);
 }
 
-#[tokio::test]
-async fn with_postgres_away_calls_answer_503_and_recover_when_it_returns() {
+async fn with_postgres_away_calls_answer_503_and_recover_when_it_returns(mode: Mode) {
     let pg = PrivatePostgres::start();
     let url = pg.url();
-    let t = spawn_suite_with(|o| o.database_url = url).await;
+    let t = spawn_suite_with(|o| {
+        o.mode = mode;
+        o.database_url = url;
+    })
+    .await;
     let api = Api::new(t.suite.base_url());
     let shopper = api.shopper(1).await;
     let product = t.suite.products()[0].id.to_string();
@@ -91,3 +98,8 @@ async fn with_postgres_away_calls_answer_503_and_recover_when_it_returns() {
     t.teardown().await;
     drop(pg);
 }
+
+crate::helpers::in_both_modes!(
+    with_redis_away_carts_answer_503_and_recover_when_it_returns,
+    with_postgres_away_calls_answer_503_and_recover_when_it_returns
+);

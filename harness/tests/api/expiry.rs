@@ -2,12 +2,13 @@
 
 use crate::helpers::spawn_suite_with;
 use crate::shopper::Api;
+use common::Mode;
 use harness::verify;
 use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn a_reservation_past_its_ttl_is_released_and_cannot_be_paid() {
+async fn a_reservation_past_its_ttl_is_released_and_cannot_be_paid(mode: Mode) {
     let t = spawn_suite_with(|o| {
+        o.mode = mode;
         o.stock = 1;
         o.extra_env
             .push(("RESERVATION_TTL_SECS".into(), "1".into()));
@@ -60,3 +61,5 @@ async fn a_reservation_past_its_ttl_is_released_and_cannot_be_paid() {
     );
     t.teardown().await;
 }
+
+crate::helpers::in_both_modes!(a_reservation_past_its_ttl_is_released_and_cannot_be_paid);

@@ -24,6 +24,7 @@ impl Drop for TestSuite {
             rt.block_on(async {
                 let _ = harness::store::drop_databases(&state.database_url, &state.db_prefix).await;
                 let _ = harness::store::clear_redis(&state.redis_url, &state.redis_prefix).await;
+                let _ = harness::broker::delete_topology(&state.amqp_url, &state.db_prefix).await;
             });
             Some(())
         })
@@ -62,6 +63,71 @@ impl TestSuite {
     }
 }
 
+/// Generate one `#[tokio::test]` per mode for each `async fn name(mode: Mode)` listed: the
+/// same inputs must reach the same outcomes in both architectures.
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod sync_mode {
+            $( #[tokio::test] async fn $name() { super::$name(common::Mode::Sync).await } )*
+        }
+        mod async_mode {
+            $( #[tokio::test] async fn $name() { super::$name(common::Mode::Async).await } )*
+        }
+    };
+}
+pub(crate) use in_both_modes;
+
+/// Check the invariants (and, in async mode, the broker) once the suite has drained.
+pub async fn drained_report(t: &TestSuite) -> harness::verify::Report {
+    let state = t.suite.state();
+    let amqp = (state.mode == common::Mode::Async).then_some(state.amqp_url.as_str());
+    let drained = harness::verify::wait_drained(
+        &state.database_url,
+        &state.db_prefix,
+        amqp,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .expect("drain");
+    assert!(drained, "the suite did not drain within 60 s");
+    if let Some(url) = amqp {
+        // Proof that the suite really ran async: every service consumes its queue.
+        let queues = harness::broker::queue_depths(url, &state.db_prefix)
+            .await
+            .expect("queue depths");
+        for q in queues.iter().filter(|q| !q.dead_letter) {
+            assert!(
+                q.consumers > 0,
+                "nobody consumes {}: is the suite really async?",
+                q.queue
+            );
+        }
+        assert_eq!(
+            queues.iter().filter(|q| !q.dead_letter).count(),
+            4,
+            "{queues:?}"
+        );
+    }
+    let grace = std::time::Duration::from_secs(30);
+    match amqp {
+        Some(url) => {
+            harness::verify::run_with_broker(&state.database_url, &state.db_prefix, url, grace)
+                .await
+        }
+        None => harness::verify::run(&state.database_url, &state.db_prefix, grace).await,
+    }
+    .expect("verify")
+}
+
+/// GET `path` as `shopper` until `status` leaves `from` (at most 20 s); the final body.
+pub async fn settle(
+    shopper: &crate::shopper::Shopper,
+    path: &str,
+    from: &[&str],
+) -> serde_json::Value {
+    shopper.poll(path, from).await
+}
+
 /// Options of a small suite: one replica per service, a few users and products, a cheap
 /// password hash, and a unique port, run folder and prefixes.
 pub fn test_options(dir: &Path) -> SuiteOptions {
@@ -77,7 +143,7 @@ pub fn test_options(dir: &Path) -> SuiteOptions {
         db_prefix: prefix.clone(),
         redis_prefix: prefix,
         hash_params: HashParams::cheap(),
-        db_pool_size: 2,
+        db_pool_size: 4,
         ..SuiteOptions::default()
     }
 }
@@ -132,7 +198,8 @@ pub fn free_port() -> u16 {
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
-        .timeout(std::time::Duration::from_secs(10))
+        // Generous: tests check outcomes, not latency, and a loaded 2-core machine queues.
+        .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("HTTP client")
 }

@@ -2,6 +2,7 @@
 //! binaries, its own nginx) on its own run folder, nginx port, database and Redis prefix, and
 //! drops its databases at the end. They need `cargo build --workspace --bins` first.
 
+mod async_reliability;
 mod bad_input;
 mod concurrency;
 mod decline;

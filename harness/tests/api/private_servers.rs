@@ -189,3 +189,55 @@ impl Drop for PrivatePostgres {
         .status();
     }
 }
+
+/// A TCP proxy on a port of its own to another local port, that a test can take down (every
+/// connection dropped, new ones refused) and bring back on the same port: to the services
+/// behind it, the server is away and then back.
+pub struct TcpProxy {
+    pub port: u16,
+    target: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl TcpProxy {
+    /// A proxy to `target`, not yet listening.
+    pub fn down_to(target: u16) -> Self {
+        Self {
+            port: free_port(),
+            target,
+            tasks: Default::default(),
+        }
+    }
+
+    pub async fn start(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the proxy port is free again");
+        let (target, tasks) = (self.target, self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().expect("lock").push(conn.abort_handle());
+            }
+        });
+        self.tasks.lock().expect("lock").push(accept.abort_handle());
+    }
+
+    pub fn stop(&self) {
+        for task in self.tasks.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
