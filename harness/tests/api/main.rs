@@ -15,4 +15,5 @@ mod private_servers;
 mod routing;
 mod seeding;
 mod shopper;
+mod shutdown;
 mod verify;

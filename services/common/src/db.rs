@@ -69,10 +69,10 @@ pub async fn migrate(url: &str, runner: refinery::Runner) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// A pool of at most `size` connections. Opening a connection is bounded (2 s), so with
-/// PostgreSQL away a request fails fast with 503 instead of hanging; broken connections are
-/// dropped on recycle, so the pool heals by itself. Waiting for a *busy* pool is allowed
-/// longer (10 s): under a spike, queueing for a connection beats failing the request.
+/// A pool of at most `size` connections. Opening a connection is bounded (5 s; a refused
+/// connection fails at once, so with PostgreSQL away a request answers 503 fast instead of
+/// hanging); broken connections are dropped on recycle, so the pool heals by itself. Waiting
+/// for a *busy* pool is allowed 10 s: under a spike, queueing beats failing the request.
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
     let pg: tokio_postgres::Config = url.parse().context("parsing the database URL")?;
     let manager = Manager::from_config(
@@ -89,8 +89,8 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts {
             wait: Some(Duration::from_secs(10)),
-            create: Some(Duration::from_secs(2)),
-            recycle: Some(Duration::from_secs(2)),
+            create: Some(Duration::from_secs(5)),
+            recycle: Some(Duration::from_secs(5)),
         })
         .build()
         .context("building the database pool")

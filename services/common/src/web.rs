@@ -14,6 +14,12 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// How long a replica keeps an idle keep-alive connection. Longer than nginx's upstream
+/// keepalive timeout (60 s): the proxy must be the side that closes an idle connection,
+/// otherwise it may send a request on a connection the replica is closing at that instant,
+/// and a POST in that race is never retried.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+
 /// Bind the service's listener (port 0 picks a free port) and, when `PORT_FILE` is set, write
 /// the bound port there so the harness can route nginx to it.
 pub fn bind(config: &CommonConfig) -> anyhow::Result<TcpListener> {

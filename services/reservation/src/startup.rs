@@ -89,6 +89,7 @@ impl Application {
                 .default_service(web::to(common::web::not_found))
         })
         .workers(common.workers)
+        .keep_alive(common::web::KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(common.shutdown_grace_secs)
         .listen(listener)?

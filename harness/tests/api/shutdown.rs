@@ -1,0 +1,74 @@
+//! SIGTERM drains: a replica stops accepting, finishes what it has in flight (requests and
+//! messages), and exits within its grace period; nothing it was doing is lost.
+
+use crate::helpers::{drained_report, spawn_suite_with};
+use crate::shopper::{Api, Outcome};
+use common::Mode;
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+async fn sigterm_mid_sale_drains_and_loses_nothing(mode: Mode) {
+    let mut t = spawn_suite_with(|o| {
+        o.mode = mode;
+        o.replicas = 2;
+        o.users = 100;
+        o.products = 1;
+        o.stock = 100;
+        o.per_user_limit = 1;
+        o.extra_env.push(("PAYMENT_LATENCY_MS".into(), "20".into()));
+        o.extra_env.push(("SHUTDOWN_GRACE_SECS".into(), "5".into()));
+    })
+    .await;
+    let api = Api::new(t.suite.base_url());
+    let product = t.suite.products()[0].id.to_string();
+    let shoppers = futures::future::join_all((1..=100).map(|k| {
+        let api = api.clone();
+        async move { api.shopper(k).await }
+    }))
+    .await;
+    let checkouts: Vec<_> = shoppers
+        .into_iter()
+        .map(|s| {
+            let product = product.clone();
+            tokio::spawn(async move { s.checkout(&product).await })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut exits = Vec::new();
+    for service in ["reservation", "payment", "inventory", "order"] {
+        let started = Instant::now();
+        t.suite
+            .kill_replica(service, 0, Signal::SIGTERM)
+            .await
+            .expect("the replica exits after SIGTERM");
+        exits.push((service, started.elapsed()));
+    }
+    for service in ["reservation", "payment", "inventory", "order"] {
+        t.suite.restart_replica(service, 0).await.expect("restart");
+    }
+    let outcomes: Vec<Outcome> = futures::future::join_all(checkouts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("checkout task"))
+        .collect();
+
+    for (service, took) in &exits {
+        // The grace period (5 s) plus start-up slack: a drain is bounded, not a hang.
+        assert!(
+            *took < Duration::from_secs(8),
+            "{service} took {took:?} to exit"
+        );
+    }
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !matches!(o, Outcome::Confirmed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "every checkout confirmed: {failed:?}");
+    let report = drained_report(&t).await;
+    assert!(report.ok(), "{}", report.render_text());
+    assert_eq!(report.products[0].sold, 100);
+    t.teardown().await;
+}
+
+crate::helpers::in_both_modes!(sigterm_mid_sale_drains_and_loses_nothing);
