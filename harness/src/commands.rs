@@ -194,3 +194,22 @@ fn yes_no(b: bool) -> &'static str {
         "NO"
     }
 }
+
+/// `flashsale compare`: the comparison and its reports. Returns whether every run's
+/// invariants held. Ctrl-C stops the suite under way (dropping it kills what it started).
+pub async fn compare(opts: crate::compare::CompareOptions) -> anyhow::Result<bool> {
+    tokio::select! {
+        result = crate::compare::run(opts) => result,
+        _ = tokio::signal::ctrl_c() => {
+            anyhow::bail!("interrupted: the suite under way was stopped; finished runs are in the report folder")
+        }
+    }
+}
+
+/// `flashsale report DIR`: rebuild a comparison's report.md and report.html from its raw data.
+pub fn report(dir: &Path) -> anyhow::Result<bool> {
+    let built = crate::report::build(dir)?;
+    println!("{}", built.tables);
+    println!("{}\n{}", built.markdown.display(), built.html.display());
+    Ok(true)
+}

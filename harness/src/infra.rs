@@ -1,6 +1,6 @@
 //! The servers the suite runs on: PostgreSQL, Redis and RabbitMQ answering on their standard
 //! local ports, and nginx installed (the harness runs its own nginx per suite; the system one
-//! is never started).
+//! is never started); and the load generator, k6, at its pinned version ([`crate::k6`]).
 //!
 //! [`setup`] installs from Debian's packages only what is missing, starts only what does not
 //! answer, and prints one line per action, so running it on a machine that is already set up
@@ -47,6 +47,11 @@ pub async fn setup() -> anyhow::Result<()> {
             apt.install("nginx")?;
             nginx_binary()?;
         }
+    }
+    // Only to validate docker-compose.yml (`docker-compose config`); no Docker engine is used.
+    match find_binary("docker-compose") {
+        Some(path) => tracing::info!("docker-compose: installed at {}", path.display()),
+        None => apt.install("docker-compose")?,
     }
 
     let version = if pg_down {
@@ -102,6 +107,7 @@ pub async fn setup() -> anyhow::Result<()> {
 
     ensure_postgres_trust(version.as_deref()).await?;
     ensure_max_connections(version.as_deref()).await?;
+    crate::k6::ensure_installed(&mut apt)?;
     Ok(())
 }
 
@@ -183,12 +189,12 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// `policy-rc.d` answering 101 is in place while apt runs): the harness starts what it needs
 /// itself, and never the system nginx.
 #[derive(Default)]
-struct Apt {
+pub(crate) struct Apt {
     updated: bool,
 }
 
 impl Apt {
-    fn install(&mut self, package: &str) -> anyhow::Result<()> {
+    pub(crate) fn install(&mut self, package: &str) -> anyhow::Result<()> {
         if !self.updated {
             tracing::info!("apt: apt-get update");
             run(Command::new("apt-get").arg("update"))?;

@@ -4,17 +4,21 @@
 //! machine ([`infra`]), the five services' replicas from the workspace's binaries and an nginx
 //! of its own in front of them ([`suite`], [`nginx`]), seeded with users and products
 //! ([`seed`]). After a run it audits the invariants of DESIGN.md section 4 over all five
-//! databases ([`verify`]).
+//! databases ([`verify`]). Its main job, `flashsale compare`, drives both architectures with
+//! k6 ([`k6`], [`compare`]) and writes the comparison report from the raw data ([`report`]).
 //!
 //! Architecture invariant: the harness never signals a process it did not start. Every pid
 //! it records comes with the binary it ran, and is signalled only while it still runs it.
 
 pub mod broker;
 pub mod commands;
+pub mod compare;
 pub mod infra;
+pub mod k6;
 pub mod nginx;
 pub mod options;
 pub mod process;
+pub mod report;
 pub mod seed;
 pub mod state;
 pub mod store;

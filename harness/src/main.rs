@@ -25,6 +25,27 @@ enum Command {
     Setup,
     /// Start the whole suite (runs `setup` first), print its URL, and leave it running.
     Up(UpArgs),
+    /// Insert the seed users and products into a running suite's gateway and inventory
+    /// databases (already migrated by the services), skipping what exists. docker-compose's
+    /// `seed` service runs this; `up` seeds by itself.
+    Seed {
+        /// PostgreSQL server URL without a database name.
+        #[arg(long, default_value = harness::infra::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        #[arg(long, default_value = "flashsale")]
+        db_prefix: String,
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 5)]
+        products: usize,
+        #[arg(long, default_value_t = 1000)]
+        stock: i32,
+        /// Units of each product one user may buy; 0 = no limit.
+        #[arg(long, default_value_t = 1)]
+        per_user_limit: i32,
+        #[arg(long, default_value = "flashsale")]
+        password: String,
+    },
     /// Stop exactly the processes `up` started.
     Down {
         #[arg(long, default_value = "run")]
@@ -66,6 +87,15 @@ enum Command {
         run_dir: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// The main job: run the study's protocol on each mode (a fresh suite per mode and
+    /// scenario, warm-ups, counted runs, drain and invariants after each) and write the
+    /// comparison report under `--reports-dir`. Exit status 1 when any run's invariants fail.
+    Compare(Box<CompareArgs>),
+    /// Rebuild report.md and report.html of a `compare` report folder from its raw data.
+    Report {
+        /// The report folder (the one holding runs.json).
+        dir: PathBuf,
     },
 }
 
@@ -189,6 +219,186 @@ impl UpArgs {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    Flash,
+    Sustained,
+    Both,
+}
+
+/// Options left unset take the study's value, or the `--quick` profile's with `--quick`.
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// Modes to compare, comma-separated [default: sync,async].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    modes: Option<Vec<ModeArg>>,
+    /// flash: a small stock that sells out (one unit per shopper); sustained: stock and
+    /// limit so every journey completes [default: both].
+    #[arg(long, value_enum)]
+    scenario: Option<ScenarioArg>,
+    /// Virtual users of the warm-up runs [default: 250; --quick: 20].
+    #[arg(long)]
+    warmup_vus: Option<usize>,
+    /// Warm-up runs per mode, not counted [default: 2; --quick: 1].
+    #[arg(long)]
+    warmups: Option<usize>,
+    /// Virtual users of the counted runs; several levels comma-separated, e.g. 250,500
+    /// [default: 500; --quick: 50].
+    #[arg(long, value_delimiter = ',')]
+    vus: Option<Vec<usize>>,
+    /// Counted runs per mode and VU level [default: 3; --quick: 1].
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Length of each counted run, e.g. 60s or 2m [default: 60s; --quick: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Length of each warm-up run [default: --duration; --quick: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    warmup_duration: Option<Duration>,
+    /// The CI smoke profile: 1 warm-up of 5 s at 20 VUs, 1 counted run of 10 s at 50 VUs,
+    /// 1 replica per service, 50 shoppers; explicit options still win.
+    #[arg(long)]
+    quick: bool,
+    /// Reports go to `<reports-dir>/<timestamp>-<scenario>/`.
+    #[arg(long, default_value = "reports")]
+    reports_dir: PathBuf,
+    /// Processes per service [default: 2; --quick: 1].
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Folder of the service binaries (default: beside this executable).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// nginx's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Each mode's suite runs in `<run-dir>/<mode>`.
+    #[arg(long, default_value = "run/compare")]
+    run_dir: PathBuf,
+    #[arg(long, default_value = "flashsale")]
+    db_prefix: String,
+    #[arg(long, default_value = "flashsale")]
+    redis_prefix: String,
+    /// Seeded shoppers [default: the largest VU count, one shopper per virtual user].
+    #[arg(long)]
+    users: Option<usize>,
+    /// Units of each product in the flash scenario [default: 100; --quick: 20].
+    #[arg(long)]
+    flash_stock: Option<i32>,
+    /// Seconds a shopper pauses after each journey.
+    #[arg(long, default_value_t = 0.0)]
+    think_time: f64,
+    /// Log in at the start of every journey (the study's exact journey) instead of once per
+    /// virtual user before the sale opens.
+    #[arg(long)]
+    login_every_iteration: bool,
+    /// Longest wait after a run for the suite to drain [default: 120s; --quick: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    drain_timeout: Option<Duration>,
+    /// Extra environment for every service, e.g. `--env PAYMENT_LATENCY_MS=200` (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Run this k6 script instead of the journey compiled into flashsale (k6/journey.js).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Do not check or start PostgreSQL, Redis, RabbitMQ and k6 first.
+    #[arg(long)]
+    skip_setup: bool,
+}
+
+/// `60s`, `2m`, `1m30s`, `500ms` or a bare number of seconds.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let text = raw.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite())
+            .then(|| Duration::from_secs_f64(secs))
+            .ok_or_else(|| format!("{raw:?} is not a duration"));
+    }
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{raw:?} is not a duration (e.g. 60s, 2m, 1m30s)"))?;
+        number.clear();
+        total += match c {
+            'h' => value * 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                value / 1000.0
+            }
+            'm' => value * 60.0,
+            's' => value,
+            _ => return Err(format!("{raw:?} is not a duration (e.g. 60s, 2m, 1m30s)")),
+        };
+    }
+    if !number.is_empty() {
+        return Err(format!(
+            "{raw:?} is not a duration: a unit is missing after {number}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+impl CompareArgs {
+    fn into_options(self) -> harness::compare::CompareOptions {
+        use harness::compare::{CompareOptions, Scenario};
+        let base = if self.quick {
+            CompareOptions::quick()
+        } else {
+            CompareOptions::study()
+        };
+        let duration = self.duration.unwrap_or(base.duration);
+        CompareOptions {
+            modes: self.modes.map_or(base.modes.clone(), |modes| {
+                modes
+                    .into_iter()
+                    .map(|m| match m {
+                        ModeArg::Sync => common::Mode::Sync,
+                        ModeArg::Async => common::Mode::Async,
+                    })
+                    .collect()
+            }),
+            scenarios: match self.scenario {
+                None | Some(ScenarioArg::Both) => vec![Scenario::Flash, Scenario::Sustained],
+                Some(ScenarioArg::Flash) => vec![Scenario::Flash],
+                Some(ScenarioArg::Sustained) => vec![Scenario::Sustained],
+            },
+            warmup_vus: self.warmup_vus.unwrap_or(base.warmup_vus),
+            warmups: self.warmups.unwrap_or(base.warmups),
+            vus: self.vus.unwrap_or_else(|| base.vus.clone()),
+            runs: self.runs.unwrap_or(base.runs),
+            duration,
+            // Warm-ups last as long as the counted runs, except in the quick profile.
+            warmup_duration: self.warmup_duration.unwrap_or(if self.quick {
+                base.warmup_duration.min(duration)
+            } else {
+                duration
+            }),
+            quick: self.quick,
+            reports_dir: self.reports_dir,
+            replicas: self.replicas.unwrap_or(base.replicas),
+            bin_dir: self.bin_dir,
+            port: self.port,
+            run_dir: self.run_dir,
+            db_prefix: self.db_prefix,
+            redis_prefix: self.redis_prefix,
+            users: self.users.unwrap_or(base.users),
+            flash_stock: self.flash_stock.unwrap_or(base.flash_stock),
+            think_time_secs: self.think_time.max(0.0),
+            login_every_iteration: self.login_every_iteration,
+            drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),
+            service_env: self.env,
+            script: self.script,
+            skip_setup: self.skip_setup,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -203,6 +413,31 @@ async fn main() -> ExitCode {
 
     let result = match Cli::parse().command {
         Command::Setup => harness::infra::setup().await.map(|()| true),
+        Command::Seed {
+            database_url,
+            db_prefix,
+            users,
+            products,
+            stock,
+            per_user_limit,
+            password,
+        } => {
+            let opts = SuiteOptions {
+                db_prefix,
+                users,
+                products,
+                stock,
+                per_user_limit,
+                password,
+                ..SuiteOptions::default()
+            };
+            harness::seed::seed(&database_url, &opts)
+                .await
+                .map(|seeded| {
+                    tracing::info!("seeded {users} users and {} products", seeded.len());
+                    true
+                })
+        }
         Command::Up(args) => {
             let skip = args.skip_setup;
             commands::up(args.into_options(), skip).await.map(|()| true)
@@ -252,6 +487,8 @@ async fn main() -> ExitCode {
             }
         },
         Command::Status { run_dir, json } => commands::status(&run_dir, json).await,
+        Command::Compare(args) => commands::compare(args.into_options()).await,
+        Command::Report { dir } => commands::report(&dir),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

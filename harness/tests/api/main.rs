@@ -4,6 +4,8 @@
 
 mod async_reliability;
 mod bad_input;
+mod compare;
+mod compose;
 mod concurrency;
 mod decline;
 mod dependencies;
@@ -11,7 +13,9 @@ mod expiry;
 mod helpers;
 mod journey;
 mod lifecycle;
+mod metrics;
 mod private_servers;
+mod report;
 mod routing;
 mod seeding;
 mod shopper;

@@ -1,0 +1,283 @@
+//! What k6 left for one run: its summary (`--summary-export`), its per-request time series
+//! (`--out csv=...`) and the harness's record of the load generator's own CPU (`load.json`).
+//!
+//! Only samples tagged `phase=journey` count: the journey script gives that tag to its
+//! scenario and not to `setup()`, whose logins happen before the sale opens.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const SERIES_FILE: &str = "k6.csv.gz";
+pub const LOAD_FILE: &str = "load.json";
+
+/// The outcomes a journey can end in, as the script counts them (`checkout_<outcome>`).
+pub const OUTCOMES: [&str; 6] = [
+    "confirmed",
+    "sold_out",
+    "limit_reached",
+    "declined",
+    "expired",
+    "failed",
+];
+
+/// The numbers of one run, from its k6 summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub avg_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    /// End-to-end checkout time of confirmed journeys, polling included.
+    pub checkout_p95_ms: Option<f64>,
+    /// Share of requests with an unexpected answer (not 2xx, 402 or 409) or none at all.
+    pub failure_rate: Option<f64>,
+    pub requests: Option<f64>,
+    /// Journeys by outcome.
+    pub outcomes: BTreeMap<String, f64>,
+}
+
+impl Summary {
+    pub fn confirmed(&self) -> f64 {
+        self.outcomes.get("confirmed").copied().unwrap_or(0.0)
+    }
+
+    pub fn journeys(&self) -> f64 {
+        self.outcomes.values().sum()
+    }
+}
+
+/// Read a k6 `--summary-export` file.
+pub fn read_summary(path: &Path) -> anyhow::Result<Summary> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let metrics = json
+        .get("metrics")
+        .and_then(|m| m.as_object())
+        .with_context(|| format!("{} has no \"metrics\" object", path.display()))?;
+    // The journey's own sub-metric when the script defined it, else the whole metric.
+    let metric = |name: &str| {
+        metrics
+            .get(&format!("{name}{{phase:journey}}"))
+            .or_else(|| metrics.get(name))
+    };
+    let stat = |name: &str, key: &str| {
+        metric(name)
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.as_f64())
+    };
+    let mut outcomes = BTreeMap::new();
+    for outcome in OUTCOMES {
+        let count = metrics
+            .get(&format!("checkout_{outcome}"))
+            .and_then(|m| m.get("count"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        outcomes.insert(outcome.to_string(), count);
+    }
+    let confirmed = outcomes.get("confirmed").copied().unwrap_or(0.0);
+    let checkout_p95_ms = if confirmed > 0.0 {
+        metrics
+            .get("checkout_duration{outcome:confirmed}")
+            .and_then(|m| m.get("p(95)"))
+            .and_then(|v| v.as_f64())
+    } else {
+        None
+    };
+    Ok(Summary {
+        avg_ms: stat("http_req_duration", "avg"),
+        p90_ms: stat("http_req_duration", "p(90)"),
+        p95_ms: stat("http_req_duration", "p(95)"),
+        checkout_p95_ms,
+        // A Rate's `value` is the share of non-zero samples: failed requests.
+        failure_rate: stat("http_req_failed", "value"),
+        requests: stat("http_reqs", "count"),
+        outcomes,
+    })
+}
+
+/// One second of a run, from its time series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Second {
+    /// Unix seconds.
+    pub t: i64,
+    pub requests: u64,
+    pub p95_ms: Option<f64>,
+}
+
+/// The time series of a run folder: `k6.csv.gz`, else `k6.csv`; `None` when it has neither.
+pub fn series_file(dir: &Path) -> Option<PathBuf> {
+    [SERIES_FILE, "k6.csv"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Requests and p95 latency per second of the journey, from k6's CSV output.
+pub fn read_series(path: &Path) -> anyhow::Result<Vec<Second>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers = csv
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{} has no {name:?} column", path.display()))
+    };
+    let (metric, time, value, extra) = (
+        column("metric_name")?,
+        column("timestamp")?,
+        column("metric_value")?,
+        column("extra_tags")?,
+    );
+    let mut seconds: BTreeMap<i64, (u64, Vec<f64>)> = BTreeMap::new();
+    for (i, record) in csv.records().enumerate() {
+        let record = record.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let name = record.get(metric).unwrap_or_default();
+        if name != "http_reqs" && name != "http_req_duration" {
+            continue;
+        }
+        let journey = record
+            .get(extra)
+            .unwrap_or_default()
+            .split('&')
+            .any(|tag| tag == "phase=journey");
+        if !journey {
+            continue;
+        }
+        let t: i64 = parse_time(record.get(time).unwrap_or_default())
+            .with_context(|| format!("{}: row {}: bad timestamp", path.display(), i + 2))?;
+        let entry = seconds.entry(t).or_default();
+        if name == "http_reqs" {
+            entry.0 += 1;
+        } else {
+            let v: f64 = record
+                .get(value)
+                .unwrap_or_default()
+                .parse()
+                .with_context(|| format!("{}: row {}: bad value", path.display(), i + 2))?;
+            entry.1.push(v);
+        }
+    }
+    Ok(seconds
+        .into_iter()
+        .map(|(t, (requests, mut durations))| Second {
+            t,
+            requests,
+            p95_ms: percentile(&mut durations, 95.0),
+        })
+        .collect())
+}
+
+/// k6 writes Unix seconds by default, or milliseconds/microseconds when told to.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    let v: f64 = text.trim().parse()?;
+    let secs = if v > 1e14 {
+        v / 1e6
+    } else if v > 1e11 {
+        v / 1e3
+    } else {
+        v
+    };
+    Ok(secs.floor() as i64)
+}
+
+/// The `p`th percentile with linear interpolation between the closest ranks (as k6 does).
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = p / 100.0 * (values.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    Some(values[lo] + (values[hi] - values[lo]) * (rank - lo as f64))
+}
+
+/// One second of load-generator accounting, sampled by the harness during the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadSample {
+    /// Unix seconds.
+    pub t: f64,
+    /// k6's own CPU, in cores (1.0 = one core busy).
+    pub k6_cores: f64,
+    /// Share of the machine's CPU time that was not idle (0..1).
+    pub machine_busy: f64,
+    /// k6's requests per second (everything it sent, from its REST API).
+    pub requests_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Load {
+    pub cores: usize,
+    pub samples: Vec<LoadSample>,
+}
+
+pub fn read_load(path: &Path) -> anyhow::Result<Load> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let mut v = vec![4.0, 1.0, 3.0, 2.0, 5.0];
+        assert_eq!(percentile(&mut v, 50.0), Some(3.0));
+        assert_eq!(percentile(&mut v, 95.0), Some(4.8));
+        assert_eq!(percentile(&mut v, 100.0), Some(5.0));
+        assert_eq!(percentile(&mut [], 95.0), None);
+    }
+
+    #[test]
+    fn the_series_counts_journey_requests_per_second_and_skips_setup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("k6.csv");
+        std::fs::write(
+            &path,
+            "metric_name,timestamp,metric_value,error_code,expected_response,method,name,scenario,status,extra_tags,metadata\n\
+http_reqs,100,1,,true,POST,POST /api/auth/login,,200,,\n\
+http_req_duration,100,90,,true,POST,POST /api/auth/login,,200,,\n\
+http_reqs,101,1,,true,POST,POST /api/carts,flash,201,phase=journey,\n\
+http_req_duration,101,10,,true,POST,POST /api/carts,flash,201,phase=journey,\n\
+http_reqs,101,1,,true,GET,GET /api/products/{id},flash,200,phase=journey,\n\
+http_req_duration,101,20,,true,GET,GET /api/products/{id},flash,200,phase=journey,\n\
+checkout_duration,101,30,,,,,flash,,phase=journey&outcome=confirmed,\n\
+http_reqs,102,1,,true,POST,POST /api/carts,flash,201,phase=journey,\n\
+http_req_duration,102,5,,true,POST,POST /api/carts,flash,201,phase=journey,\n",
+        )
+        .expect("write");
+        let series = read_series(&path).expect("reads");
+        assert_eq!(
+            series,
+            vec![
+                Second {
+                    t: 101,
+                    requests: 2,
+                    p95_ms: Some(19.5)
+                },
+                Second {
+                    t: 102,
+                    requests: 1,
+                    p95_ms: Some(5.0)
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! The containerised path agrees with the native one: docker-compose accepts the compose file
+//! in both modes, and its services, nginx's upstreams and the workspace's binaries name the
+//! same five services. No Docker engine runs here: `docker-compose config` only parses and
+//! resolves the file (Debian's docker-compose, installed by `flashsale setup`).
+
+use crate::helpers::ensure_infra;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+fn docker_compose() -> PathBuf {
+    ensure_infra();
+    harness::infra::find_binary("docker-compose")
+        .expect("docker-compose is installed by `flashsale setup`")
+}
+
+/// `docker-compose config` with `MODE=mode`: the resolved file, as JSON (through the YAML
+/// library docker-compose itself runs on).
+fn resolved_config(mode: &str) -> serde_json::Value {
+    let out = Command::new(docker_compose())
+        .current_dir(root())
+        .args(["--profile", "load", "config"])
+        .env("MODE", mode)
+        .output()
+        .expect("run docker-compose config");
+    assert!(
+        out.status.success(),
+        "docker-compose config rejected the file with MODE={mode}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_to_json(&out.stdout)
+}
+
+fn yaml_to_json(yaml: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML (a dependency of docker-compose)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml)
+        .expect("write the YAML");
+    let out = child.wait_with_output().expect("python3 exits");
+    assert!(out.status.success(), "the YAML did not parse");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The `bin` targets of the workspace's packages, from `cargo metadata`.
+fn workspace_binaries() -> BTreeSet<String> {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let mut bins = BTreeSet::new();
+    for package in meta["packages"].as_array().expect("packages") {
+        for target in package["targets"].as_array().expect("targets") {
+            if target["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+            {
+                bins.insert(target["name"].as_str().expect("name").to_string());
+            }
+        }
+    }
+    bins
+}
+
+fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    items.into_iter().map(str::to_string).collect()
+}
+
+/// `upstream NAME {` blocks of an nginx config, with their bodies.
+fn upstreams(conf: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, _) in conf.match_indices("upstream ") {
+        let rest = &conf[i + "upstream ".len()..];
+        let Some(open) = rest.find('{') else { continue };
+        let name = rest[..open].trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            continue;
+        }
+        let close = rest.find('}').expect("a closed upstream block");
+        out.push((name.to_string(), rest[open + 1..close].to_string()));
+    }
+    out
+}
+
+/// `location PATH { proxy_pass http://X; }` lines, whitespace-normalised.
+fn proxied_locations(conf: &str) -> BTreeSet<String> {
+    conf.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| l.starts_with("location ") && l.contains("proxy_pass"))
+        .collect()
+}
+
+#[test]
+fn docker_compose_config_accepts_the_compose_file_in_both_modes() {
+    for mode in ["sync", "async"] {
+        let config = resolved_config(mode);
+        let services = config["services"].as_object().expect("services");
+        for name in harness::SERVICES {
+            let service = &services[name];
+            assert_eq!(service["environment"]["MODE"], mode, "{name}");
+            assert_eq!(service["deploy"]["replicas"], 2, "{name}");
+        }
+        let nginx_volumes = services["nginx"]["volumes"].to_string();
+        let upstreams = format!("upstreams-{mode}.conf");
+        assert!(nginx_volumes.contains(&upstreams), "{nginx_volumes}");
+        assert!(
+            root().join("nginx/compose").join(&upstreams).is_file(),
+            "nginx/compose/{upstreams} is missing"
+        );
+    }
+}
+
+#[test]
+fn compose_services_nginx_upstreams_and_workspace_binaries_agree() {
+    let config = resolved_config("sync");
+    let services = config["services"].as_object().expect("services");
+    let expected = set(harness::SERVICES);
+
+    // Every service process in compose runs a workspace binary named after the service.
+    let bins = workspace_binaries();
+    let app_services: BTreeSet<String> = services
+        .iter()
+        .filter(|(_, s)| s["image"] == "flashsale-suite:local")
+        .filter(|(_, s)| s["command"][0] != "flashsale")
+        .map(|(name, s)| {
+            assert_eq!(s["command"][0], name.as_str(), "{name} runs another binary");
+            name.clone()
+        })
+        .collect();
+    assert_eq!(app_services, expected);
+    let service_bins: BTreeSet<String> =
+        bins.iter().filter(|b| *b != "flashsale").cloned().collect();
+    assert_eq!(service_bins, expected, "workspace binaries");
+
+    // The image ships exactly the workspace's binaries.
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let line = dockerfile
+        .lines()
+        .find_map(|l| l.split_once("for bin in").map(|(_, list)| list))
+        .expect("the Dockerfile's copy loop");
+    let shipped: BTreeSet<String> = line
+        .split(';')
+        .next()
+        .expect("list")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(shipped, bins, "Dockerfile binaries");
+
+    // nginx: native template and compose configs name the same upstreams and routes.
+    let template = std::fs::read_to_string(root().join("nginx/nginx.conf.j2")).expect("template");
+    let compose_conf =
+        std::fs::read_to_string(root().join("nginx/compose/nginx.conf")).expect("compose conf");
+    assert_eq!(
+        proxied_locations(&compose_conf),
+        proxied_locations(&template)
+    );
+    let proxied: BTreeSet<String> = proxied_locations(&compose_conf)
+        .iter()
+        .filter_map(|l| {
+            let target = l.split("proxy_pass http://").nth(1)?;
+            Some(target.trim_end_matches([';', ' ', '}']).to_string())
+        })
+        .collect();
+    assert_eq!(proxied, expected, "proxied upstreams");
+    for mode in ["sync", "async"] {
+        let path = root().join(format!("nginx/compose/upstreams-{mode}.conf"));
+        let conf = std::fs::read_to_string(&path).expect("upstreams file");
+        let blocks = upstreams(&conf);
+        let names: BTreeSet<String> = blocks.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(names, expected, "{}", path.display());
+        for (name, body) in &blocks {
+            assert_eq!(
+                body.contains("least_conn;"),
+                mode == "async",
+                "{mode} {name}"
+            );
+            assert!(
+                body.contains(&format!("zone {name} ")),
+                "{mode} {name}: no zone"
+            );
+            assert!(
+                body.contains(&format!("server {name}:8000 resolve")),
+                "{mode} {name}: not the compose service, or not re-resolved"
+            );
+        }
+    }
+    assert!(compose_conf.contains("resolver 127.0.0.11 valid=5s"));
+    for name in harness::SERVICES {
+        assert_eq!(services[name]["environment"]["PORT"], "8000", "{name}");
+    }
+}

@@ -1,0 +1,164 @@
+//! The comparison report, built from fixture raw data (tests/fixtures/report): a k6 summary
+//! per run, the services' metrics line protocol, verify results and load samples.
+
+use std::path::{Path, PathBuf};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
+}
+
+/// A copy of the fixture report folder to build in.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&fixture(), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy fixture file");
+        }
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+#[test]
+fn the_table_averages_the_counted_runs_and_names_the_winners() {
+    let dir = fixture_copy();
+
+    let built = harness::report::build(dir.path()).expect("build the report");
+
+    let md = read(&built.markdown);
+    let expected = "\
+| Metric | Synchronous + Round Robin | Asynchronous + Least connections | Winner |
+| --- | --- | --- | --- |
+| Avg latency | 42.0 ms (40.0–44.0) | 21.0 ms (20.0–22.0) | Async (-50 %) |
+| P90 latency | 85.0 ms (80.0–90.0) | 90.0 ms (85.0–95.0) | Tie (ranges overlap) |
+| P95 latency | 105 ms (100–110) | 155 ms (150–160) | Sync (-32 %) |
+| End-to-end checkout P95 | 310 ms (300–320) | 510 ms (500–520) | Sync (-39 %) |
+| CPU usage (services, % of one core) | 85.0 % (80.0–90.0) | 125 % (120–130) | Sync (-32 %) |
+| Memory usage (services, RSS) | 205 MB (200–210) | 155 MB (150–160) | Async (-24 %) |
+| Failure rate | 1.50 % (1.00–2.00) | 0.00 % (0.00–0.00) | Async (-100 %) |
+| Throughput (req/s) | 1050 (1000–1100) | 1550 (1500–1600) | Async (+48 %) |
+| Confirmed checkouts/s | 10.5 (10.0–11.0) | 5.25 (5.00–5.50) | Sync (+100 %) |
+";
+    assert!(md.contains(expected), "the table is not as expected:\n{md}");
+    assert!(built.tables.contains(expected));
+    assert!(md.contains("### 500 virtual users"));
+}
+
+#[test]
+fn every_run_is_listed_with_its_invariants_and_warm_ups_are_not_counted() {
+    let dir = fixture_copy();
+
+    let built = harness::report::build(dir.path()).expect("build the report");
+
+    let md = read(&built.markdown);
+    assert!(
+        !built.invariants_ok,
+        "the sync warm-up failed its invariants"
+    );
+    assert!(md.contains(
+        "| sync | warm-up 1 (not counted) | 250 | 33.3 | 1000 ms | 3000 ms | 1 / 1000 / 50 / 0 / 0 / 2 | n/a | n/a | yes (2 s) | FAIL: [4] 1 order(s) still PENDING \\| stuck |"
+    ), "{md}");
+    assert!(
+        md.contains("| async | run 2 | 500 | 1600 | 160 ms | 520 ms |"),
+        "{md}"
+    );
+    assert!(md.contains("Invariants failed (or were not checked) after sync warm-up 1 at 250 VUs"));
+    assert!(
+        md.contains("CPU-starved in 1 of 6 runs (sync run 2 at 500 VUs)"),
+        "the starved run is named:\n{md}"
+    );
+    for (key, value) in [("PostgreSQL", "15.0"), ("k6", "1.1.0"), ("Cores", "2")] {
+        assert!(md.contains(&format!("| {key} | {value} |")), "{key}:\n{md}");
+    }
+}
+
+#[test]
+fn a_mode_that_did_not_run_is_not_available() {
+    let dir = fixture_copy();
+    let path = dir.path().join("runs.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&read(&path)).expect("json");
+    manifest["runs"]
+        .as_array_mut()
+        .expect("runs")
+        .retain(|r| r["mode"] == "sync");
+    manifest["suites"][1]["error"] = "starting the suite: async mode is not built".into();
+    std::fs::write(&path, manifest.to_string()).expect("write manifest");
+
+    let built = harness::report::build(dir.path()).expect("build the report");
+
+    let md = read(&built.markdown);
+    assert!(
+        md.contains("| Avg latency | 42.0 ms (40.0–44.0) | n/a | n/a |"),
+        "{md}"
+    );
+    assert!(md.contains("| Confirmed checkouts/s | 10.5 (10.0–11.0) | n/a | n/a |"));
+    assert!(
+        md.contains("the comparison could not finish: starting the suite: async mode is not built")
+    );
+}
+
+#[test]
+fn flashsale_report_rebuilds_the_same_self_contained_files_from_the_raw_data() {
+    let dir = fixture_copy();
+    let built = harness::report::build(dir.path()).expect("build the report");
+    let (md, html) = (read(&built.markdown), read(&built.html));
+    let chart = read(&dir.path().join("charts/rps-500.svg"));
+    std::fs::remove_file(&built.markdown).expect("remove report.md");
+    std::fs::remove_file(&built.html).expect("remove report.html");
+    std::fs::remove_dir_all(dir.path().join("charts")).expect("remove charts");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .expect("run flashsale report");
+
+    assert!(
+        out.status.success(),
+        "flashsale report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(&dir.path().join("report.md")), md);
+    assert_eq!(read(&dir.path().join("report.html")), html);
+    assert_eq!(read(&dir.path().join("charts/rps-500.svg")), chart);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| Throughput (req/s) |"));
+    // Self-contained: the charts are inline and nothing is loaded from anywhere.
+    assert_eq!(html.matches("<svg").count(), 4, "four charts inline");
+    for fetch in [" src=", " href=", "<link", "<script", "@import", "url("] {
+        assert!(
+            !html.contains(fetch),
+            "report.html fetches something: {fetch}"
+        );
+    }
+    assert!(html.contains("Requests per second at 500 VUs"));
+}
+
+#[test]
+fn a_folder_without_a_manifest_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .expect("run flashsale report");
+
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("runs.json") && stderr.contains("is this a report folder?"),
+        "{stderr}"
+    );
+}
