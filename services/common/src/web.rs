@@ -14,6 +14,31 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Set when the replica received SIGTERM: it still serves, but tells every client to close
+/// the connection after the response, and `/readyz` answers 503.
+static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How long a replica keeps serving after SIGTERM with `Connection: close` on every answer
+/// before it stops accepting: nginx retires its keep-alive connections to the replica itself,
+/// after a complete response, instead of finding them closed under a request it just sent (a
+/// POST that meets a closed connection is never retried). Connections refused afterwards are
+/// safe: nginx retries a refused connect on the next replica.
+pub const LAME_DUCK: Duration = Duration::from_millis(1500);
+
+/// Middleware: while draining, every response closes its connection.
+pub async fn close_when_draining(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    if DRAINING.load(std::sync::atomic::Ordering::Relaxed) {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(res)
+}
+
 /// How long a replica keeps an idle keep-alive connection. Longer than nginx's upstream
 /// keepalive timeout (60 s): the proxy must be the side that closes an idle connection,
 /// otherwise it may send a request on a connection the replica is closing at that instant,
@@ -144,6 +169,12 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    if DRAINING.load(std::sync::atomic::Ordering::Relaxed) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "code": "draining",
+            "message": "this replica is shutting down",
+        }));
+    }
     let mut failed = serde_json::Map::new();
     for (name, check) in &readiness.checks {
         if let Err(e) = check().await {
@@ -181,9 +212,12 @@ pub async fn run_until_stopped(
             return Ok(());
         }
     }
+    // Lame duck first (see LAME_DUCK), then graceful: stop accepting, finish in-flight
+    // requests (bounded by the server's shutdown_timeout), and let the loops finish their
+    // current item.
+    DRAINING.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(LAME_DUCK).await;
     cancel.cancel();
-    // Graceful: stop accepting, finish in-flight requests (bounded by the server's
-    // shutdown_timeout), then let the loops finish their current item.
     handle.stop(true).await;
     let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
     let _ = tokio::time::timeout(grace, server).await;

@@ -79,6 +79,9 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(common::web::json_fallbacks())
+                .wrap(actix_web::middleware::from_fn(
+                    common::web::close_when_draining,
+                ))
                 // Outermost, so the time it records includes the other middlewares.
                 .wrap(metrics.middleware())
                 .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
