@@ -19,7 +19,13 @@ async fn compare_quick_runs_both_scenarios_and_every_run_keeps_the_invariants() 
     let reports = dir.path().join("reports");
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
-        .args(["compare", "--quick", "--modes", "sync", "--skip-setup"])
+        .args([
+            "compare",
+            "--quick",
+            "--modes",
+            "sync,async",
+            "--skip-setup",
+        ])
         .arg("--reports-dir")
         .arg(&reports)
         .arg("--run-dir")
@@ -41,10 +47,12 @@ async fn compare_quick_runs_both_scenarios_and_every_run_keeps_the_invariants() 
         "flashsale compare failed ({}):\n{stderr}\n{stdout}",
         out.status
     );
-    assert!(
-        stderr.contains("[sync/flash] run 1/1 at 50 VUs"),
-        "{stderr}"
-    );
+    for mode in ["sync", "async"] {
+        assert!(
+            stderr.contains(&format!("[{mode}/flash] run 1/1 at 50 VUs")),
+            "{stderr}"
+        );
+    }
     assert!(
         stderr.contains("req/s"),
         "live progress shows req/s:\n{stderr}"
@@ -73,7 +81,14 @@ async fn compare_quick_runs_both_scenarios_and_every_run_keeps_the_invariants() 
         )
         .expect("json");
         let runs = manifest["runs"].as_array().expect("runs");
-        assert_eq!(runs.len(), 2, "a warm-up and a counted run");
+        assert_eq!(runs.len(), 4, "a warm-up and a counted run per mode");
+        for mode in ["sync", "async"] {
+            assert_eq!(
+                runs.iter().filter(|r| r["mode"] == mode).count(),
+                2,
+                "{scenario}: {mode} ran a warm-up and a counted run"
+            );
+        }
         for run in runs {
             let run_dir = folder.join(run["dir"].as_str().expect("dir"));
             let verify: serde_json::Value = serde_json::from_str(
