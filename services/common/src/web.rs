@@ -203,20 +203,29 @@ pub async fn run_until_stopped(
 ) -> anyhow::Result<()> {
     let handle = server.handle();
     let mut server = tokio::spawn(server);
-    tokio::select! {
-        _ = crate::shutdown::signal() => tracing::info!("shutdown signal received, draining"),
-        _ = cancel.cancelled() => tracing::info!("cancelled, draining"),
+    let signalled = tokio::select! {
+        _ = crate::shutdown::signal() => {
+            tracing::info!("shutdown signal received, draining");
+            true
+        }
+        _ = cancel.cancelled() => {
+            tracing::info!("cancelled, draining");
+            false
+        }
         result = &mut server => {
             cancel.cancel();
             result??;
             return Ok(());
         }
+    };
+    // On a signal, lame duck first (see LAME_DUCK). The flag is process-wide, as a signal is:
+    // an application stopped through its token (tests run several in one process) skips it.
+    // Then graceful: stop accepting, finish in-flight requests (bounded by the server's
+    // shutdown_timeout), and let the loops finish their current item.
+    if signalled {
+        DRAINING.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(LAME_DUCK).await;
     }
-    // Lame duck first (see LAME_DUCK), then graceful: stop accepting, finish in-flight
-    // requests (bounded by the server's shutdown_timeout), and let the loops finish their
-    // current item.
-    DRAINING.store(true, std::sync::atomic::Ordering::Relaxed);
-    tokio::time::sleep(LAME_DUCK).await;
     cancel.cancel();
     handle.stop(true).await;
     let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
