@@ -213,3 +213,93 @@ pub fn report(dir: &Path) -> anyhow::Result<bool> {
     println!("{}\n{}", built.markdown.display(), built.html.display());
     Ok(true)
 }
+
+/// What `flashsale chaos` is given.
+pub struct ChaosArgs {
+    pub run_dir: std::path::PathBuf,
+    /// The run's length: as long as the load the user drives.
+    pub duration: Duration,
+    /// How long a stopped replica (or RabbitMQ) stays down.
+    pub restart_after: Duration,
+    /// Longest wait for the suite to drain after the run.
+    pub drain_timeout: Duration,
+    /// The RabbitMQ node to restart (default: the machine's); `None` with `no_broker` skips it.
+    pub rabbitmq_node: Option<String>,
+    pub no_broker: bool,
+    /// k6's CSV time series of the load (`k6 run --out csv=…`): the failures a shopper saw,
+    /// including nginx's own 503s, which the services' metrics cannot count.
+    pub k6_csv: Option<std::path::PathBuf>,
+    pub json: bool,
+}
+
+/// `flashsale chaos`: the standard fault plan against the suite that is up in `run_dir`
+/// while the user drives load, then drain and audit. Prints the fault log (and keeps it in
+/// `<run_dir>/faults/`). Returns whether every fault came back and nothing was lost.
+pub async fn chaos(args: ChaosArgs) -> anyhow::Result<bool> {
+    use crate::chaos::{self, FaultKind, FaultPlan, Promises, RabbitNode, Series};
+    let mut suite = Suite::attach(&args.run_dir)?;
+    let mode = suite.mode();
+    let mut plan = FaultPlan::standard(mode, suite.state().options.replicas, args.duration);
+    plan.restart_after = args.restart_after;
+    if mode == common::Mode::Async && args.no_broker {
+        let kinds = plan.faults.into_iter().map(|f| f.kind);
+        let kinds = kinds.filter(|k| *k != FaultKind::BrokerRestart).collect();
+        plan = FaultPlan {
+            restart_after: args.restart_after,
+            ..FaultPlan::spread(kinds, args.duration)
+        };
+    } else if mode == common::Mode::Async {
+        plan.broker = Some(match args.rabbitmq_node {
+            Some(node) => RabbitNode::named(node)?,
+            None => RabbitNode::machine()?,
+        });
+    }
+    tracing::info!(
+        "{} fault(s) over {:?} against the {mode} suite in {}; drive the load now",
+        plan.faults.len(),
+        args.duration,
+        args.run_dir.display()
+    );
+    let mut log = tokio::select! {
+        log = chaos::run(&mut suite, &plan) => log?,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::warn!("interrupted: starting again whatever the plan had stopped");
+            chaos::repair(&mut suite, &plan).await?;
+            anyhow::bail!("interrupted");
+        }
+    };
+    let metrics = suite.run_dir().join("metrics");
+    tracing::info!("run over; waiting for the load to stop");
+    if !chaos::wait_idle(&metrics, Duration::from_secs(3), args.drain_timeout).await {
+        tracing::warn!(
+            "the load did not stop within {:?}; draining under it",
+            args.drain_timeout
+        );
+    }
+    let series = match &args.k6_csv {
+        Some(path) => Series::from_k6_csv(path),
+        None => Series::from_metrics_dir(&metrics),
+    };
+    match series {
+        Ok(series) => log.measure(&series),
+        Err(e) => tracing::warn!("no per-second load figures: {e:#}"),
+    }
+    tracing::info!("draining (at most {:?}) and auditing", args.drain_timeout);
+    log.settle(&suite, &Promises::default(), args.drain_timeout)
+        .await?;
+    let dir = suite.run_dir().join("faults");
+    std::fs::create_dir_all(&dir)?;
+    let stem = dir.join(log.started_at.format("%Y%m%d-%H%M%S").to_string());
+    std::fs::write(
+        stem.with_extension("json"),
+        serde_json::to_string_pretty(&log)?,
+    )?;
+    std::fs::write(stem.with_extension("md"), log.render_markdown())?;
+    tracing::info!("fault log kept in {}.{{md,json}}", stem.display());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&log)?);
+    } else {
+        print!("{}", log.render_markdown());
+    }
+    Ok(log.passed())
+}

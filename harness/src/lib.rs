@@ -11,6 +11,7 @@
 //! it records comes with the binary it ran, and is signalled only while it still runs it.
 
 pub mod broker;
+pub mod chaos;
 pub mod commands;
 pub mod compare;
 pub mod infra;

@@ -97,6 +97,40 @@ enum Command {
         /// The report folder (the one holding runs.json).
         dir: PathBuf,
     },
+    /// Fault run against the suite that is up, while you drive load (e.g. k6): kill -9 one
+    /// replica of each service and restart it, SIGTERM one, restart RabbitMQ once (async),
+    /// spread over `--duration`; then drain, audit, and print the fault log. Exit status 1
+    /// when anything was lost, charged twice, oversold or left stuck.
+    Chaos(ChaosArgs),
+}
+
+#[derive(clap::Args)]
+struct ChaosArgs {
+    #[arg(long, default_value = "run")]
+    run_dir: PathBuf,
+    /// Length of the run: as long as the load you drive, e.g. 60s or 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// How long a stopped replica (or RabbitMQ) stays down before it is started again.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    restart_after: Duration,
+    /// Longest wait after the run for the suite to drain (PENDING orders are resumed after
+    /// RECONCILE_AFTER_SECS, unpaid reservations expire after RESERVATION_TTL_SECS).
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// The RabbitMQ node to restart, e.g. rabbit@localhost [default: rabbitmqctl's].
+    #[arg(long)]
+    rabbitmq_node: Option<String>,
+    /// Do not restart RabbitMQ (another suite uses the same broker).
+    #[arg(long)]
+    no_broker: bool,
+    /// The load's k6 time series (`k6 run --out csv=FILE`), read once the load stopped: the
+    /// failures shoppers saw, nginx's 503s included [default: the services' http metrics].
+    #[arg(long, value_name = "FILE")]
+    k6_csv: Option<PathBuf>,
+    /// Print the fault log as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +213,10 @@ struct UpArgs {
     /// Keep the databases and Redis keys of an earlier run.
     #[arg(long)]
     keep_databases: bool,
+    /// RabbitMQ URL of the suite (e.g. a node of its own, so that `flashsale chaos` may
+    /// restart it) [default: the machine's, amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long)]
+    amqp_url: Option<String>,
     /// Do not check or start PostgreSQL, Redis and RabbitMQ first.
     #[arg(long)]
     skip_setup: bool,
@@ -214,6 +252,9 @@ impl UpArgs {
             hash_params: HashParams::default(),
             extra_env: self.env,
             keep_databases: self.keep_databases,
+            amqp_url: self
+                .amqp_url
+                .unwrap_or_else(|| SuiteOptions::default().amqp_url),
             ..SuiteOptions::default()
         }
     }
@@ -303,6 +344,17 @@ struct CompareArgs {
     /// Do not check or start PostgreSQL, Redis, RabbitMQ and k6 first.
     #[arg(long)]
     skip_setup: bool,
+    /// Fault runs: during every counted run, kill -9 one replica of each service and restart
+    /// it, SIGTERM one, restart RabbitMQ once (async); audit each run for lost orders, double
+    /// charges, oversold units and stuck sagas; the report gets a Faults section.
+    #[arg(long)]
+    faults: bool,
+    /// The RabbitMQ node `--faults` restarts, e.g. rabbit@localhost [default: rabbitmqctl's].
+    #[arg(long)]
+    rabbitmq_node: Option<String>,
+    /// The suites' RabbitMQ URL [default: the machine's, amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long)]
+    amqp_url: Option<String>,
 }
 
 /// `60s`, `2m`, `1m30s`, `500ms` or a bare number of seconds.
@@ -395,6 +447,9 @@ impl CompareArgs {
             service_env: self.env,
             script: self.script,
             skip_setup: self.skip_setup,
+            faults: self.faults,
+            rabbitmq_node: self.rabbitmq_node,
+            amqp_url: self.amqp_url,
         }
     }
 }
@@ -489,6 +544,19 @@ async fn main() -> ExitCode {
         Command::Status { run_dir, json } => commands::status(&run_dir, json).await,
         Command::Compare(args) => commands::compare(args.into_options()).await,
         Command::Report { dir } => commands::report(&dir),
+        Command::Chaos(args) => {
+            commands::chaos(commands::ChaosArgs {
+                run_dir: args.run_dir,
+                duration: args.duration,
+                restart_after: args.restart_after,
+                drain_timeout: args.drain_timeout,
+                rabbitmq_node: args.rabbitmq_node,
+                no_broker: args.no_broker,
+                k6_csv: args.k6_csv,
+                json: args.json,
+            })
+            .await
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -41,6 +41,8 @@ pub struct LoadRun<'a> {
     pub run_id: String,
     /// Seconds between progress lines when stderr is not a terminal.
     pub report_every: u64,
+    /// Told once k6's scenario runs (setup's logins done): a fault run starts then.
+    pub on_start: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 pub struct LoadResult {
@@ -49,7 +51,7 @@ pub struct LoadResult {
     pub ended_at: DateTime<Utc>,
 }
 
-pub async fn run(spec: LoadRun<'_>) -> anyhow::Result<LoadResult> {
+pub async fn run(mut spec: LoadRun<'_>) -> anyhow::Result<LoadResult> {
     std::fs::create_dir_all(spec.out_dir)
         .with_context(|| format!("creating {}", spec.out_dir.display()))?;
     let api_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -131,6 +133,9 @@ pub async fn run(spec: LoadRun<'_>) -> anyhow::Result<LoadResult> {
         if running && started.is_none() {
             started = Some((Instant::now(), Utc::now()));
             progress.start();
+            if let Some(tx) = spec.on_start.take() {
+                let _ = tx.send(());
+            }
         }
         if !running && started.is_some() && ended.is_none() {
             ended = Some(Utc::now());

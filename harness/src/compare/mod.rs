@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// Work younger than this is in flight, not stuck, when the invariants are checked.
 const VERIFY_GRACE: Duration = Duration::from_secs(10);
+/// Shortest drain of a fault run: what crashes left half-way takes a while to finish.
+const FAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 /// Products on sale in one run.
 const PRODUCTS: usize = 5;
 /// Stock of the sustained scenario: more than any run can sell.
@@ -81,6 +83,13 @@ pub struct CompareOptions {
     /// Run this journey script instead of the compiled-in one.
     pub script: Option<PathBuf>,
     pub skip_setup: bool,
+    /// Fault runs: the standard fault plan ([`crate::chaos::FaultPlan::standard`]) during
+    /// every counted run, audited after it; the report gets a Faults section.
+    pub faults: bool,
+    /// The RabbitMQ node a fault run restarts (async); default: rabbitmqctl's.
+    pub rabbitmq_node: Option<String>,
+    /// The suites' RabbitMQ; default: the machine's.
+    pub amqp_url: Option<String>,
 }
 
 impl CompareOptions {
@@ -112,6 +121,9 @@ impl CompareOptions {
             service_env: Vec::new(),
             script: None,
             skip_setup: false,
+            faults: false,
+            rabbitmq_node: None,
+            amqp_url: None,
         }
     }
 
@@ -180,8 +192,20 @@ struct ScenarioOutcome {
 
 /// Run the comparison and write one report per scenario. `Ok(false)` when any run's
 /// invariants failed or a mode could not run.
-pub async fn run(opts: CompareOptions) -> anyhow::Result<bool> {
+pub async fn run(mut opts: CompareOptions) -> anyhow::Result<bool> {
     opts.validate()?;
+    if opts.faults {
+        // What a crash leaves half-way must finish within the drain: orders PENDING are
+        // resumed after 5 s, reservations a cut-short step left PENDING expire after 60 s.
+        // `--env` still wins (it comes after), and the report's settings show them.
+        let mut env = vec![
+            ("RECONCILE_AFTER_SECS".to_string(), "5".to_string()),
+            ("RESERVATION_TTL_SECS".to_string(), "60".to_string()),
+        ];
+        env.append(&mut opts.service_env);
+        opts.service_env = env;
+        opts.drain_timeout = opts.drain_timeout.max(FAULT_DRAIN_TIMEOUT);
+    }
     if !opts.skip_setup {
         crate::infra::setup().await?;
     }
@@ -332,6 +356,54 @@ struct Step {
 }
 
 impl ModeRun<'_> {
+    /// The standard fault plan over a counted run of `duration`.
+    fn fault_plan(&self, duration: Duration) -> anyhow::Result<crate::chaos::FaultPlan> {
+        use crate::chaos::{FaultPlan, RabbitNode};
+        let mut plan = FaultPlan::standard(self.mode, self.opts.replicas, duration);
+        if self.mode == Mode::Async {
+            plan.broker = Some(match &self.opts.rabbitmq_node {
+                Some(node) => RabbitNode::named(node.clone())?,
+                None => RabbitNode::machine()?,
+            });
+        }
+        Ok(plan)
+    }
+
+    /// After a fault run drained and was verified: measure it against k6's time series,
+    /// audit it, keep `faults.json` beside the run's k6 data. Answers whether it passed.
+    async fn settle_faults(
+        &self,
+        suite: &Suite,
+        log: &mut crate::chaos::FaultLog,
+        out_dir: &Path,
+        timeout: Duration,
+        tag: &str,
+    ) -> anyhow::Result<bool> {
+        match k6data::series_file(out_dir).map(|p| crate::chaos::Series::from_k6_csv(&p)) {
+            Some(Ok(series)) => log.measure(&series),
+            Some(Err(e)) => tracing::warn!("{tag}: k6's time series unreadable: {e:#}"),
+            None => tracing::warn!("{tag}: no k6 time series to measure the faults with"),
+        }
+        log.settle(suite, &crate::chaos::Promises::default(), timeout)
+            .await
+            .context("auditing the fault run")?;
+        std::fs::write(
+            out_dir.join(crate::chaos::FAULTS_FILE),
+            serde_json::to_string_pretty(&log)? + "\n",
+        )?;
+        let failed: u64 = log.faults.iter().filter_map(|f| f.failed).sum();
+        tracing::info!(
+            "{tag}: {} fault(s), {failed} request(s) failed in their windows; {}",
+            log.faults.len(),
+            if log.passed() {
+                "nothing lost"
+            } else {
+                "FAULT RUN FAILED (see faults.json)"
+            }
+        );
+        Ok(log.passed())
+    }
+
     fn tag(&self) -> String {
         format!("[{}/{}]", self.mode.as_str(), self.scenario.as_str())
     }
@@ -394,6 +466,10 @@ impl ModeRun<'_> {
             redis_prefix: o.redis_prefix.clone(),
             bin_dir: Some(self.bin_dir.to_path_buf()),
             extra_env,
+            amqp_url: o
+                .amqp_url
+                .clone()
+                .unwrap_or_else(|| SuiteOptions::default().amqp_url),
             ..SuiteOptions::default()
         };
         tracing::info!(
@@ -480,7 +556,12 @@ impl ModeRun<'_> {
                     o.login_every_iteration.to_string(),
                 ),
             ];
-            let result = load::run(load::LoadRun {
+            let plan = match (o.faults, step.kind) {
+                (true, RunKind::Counted) => Some(self.fault_plan(duration)?),
+                _ => None,
+            };
+            let (on_start, started) = tokio::sync::oneshot::channel();
+            let load = load::run(load::LoadRun {
                 k6: self.k6,
                 script: self.script,
                 out_dir: &out_dir,
@@ -498,8 +579,22 @@ impl ModeRun<'_> {
                 mode: mode.into(),
                 run_id: self.run_id.clone(),
                 report_every: if o.quick { 5 } else { 10 },
-            })
-            .await?;
+                on_start: plan.is_some().then_some(on_start),
+            });
+            // The faults start with the scenario (after setup's logins), while k6 runs.
+            let (result, fault_log) = match &plan {
+                Some(plan) => {
+                    let faults = async {
+                        match started.await {
+                            Ok(()) => Some(crate::chaos::run(suite, plan).await),
+                            Err(_) => None,
+                        }
+                    };
+                    let (result, log) = tokio::join!(load, faults);
+                    (result?, log.transpose().context("running the fault plan")?)
+                }
+                None => (load.await?, None),
+            };
 
             tracing::info!("{tag}: draining");
             let drain_started = Instant::now();
@@ -543,7 +638,12 @@ impl ModeRun<'_> {
                 serde_json::to_string_pretty(&report)? + "\n",
             )?;
             let k6_ok = matches!(result.exit_code, Some(0));
-            let run_ok = report.ok() && k6_ok;
+            let mut run_ok = report.ok() && k6_ok;
+            if let Some(mut log) = fault_log {
+                run_ok &= self
+                    .settle_faults(suite, &mut log, &out_dir, o.drain_timeout, &tag)
+                    .await?;
+            }
             all_ok &= run_ok;
             tracing::info!(
                 "{tag}: {}; invariants {}{}",

@@ -65,6 +65,8 @@ pub struct RunData {
     pub load: Option<Load>,
     pub usage: Option<(Usage, UsageSource)>,
     pub verify: Option<VerifyResult>,
+    /// The fault log of a counted run under `compare --faults` (`faults.json`).
+    pub faults: Option<crate::chaos::FaultLog>,
     /// Raw data that was missing or unreadable.
     pub problems: Vec<String>,
 }
@@ -190,6 +192,15 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
                     None
                 }
             };
+            let faults_path = run_dir.join(crate::chaos::FAULTS_FILE);
+            let faults = faults_path
+                .is_file()
+                .then(|| -> anyhow::Result<crate::chaos::FaultLog> {
+                    let text = std::fs::read_to_string(&faults_path)?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("reading {}", faults_path.display()))
+                })
+                .and_then(|r| r.map_err(|e| problems.push(format!("{e:#}"))).ok());
             RunData {
                 record: record.clone(),
                 summary,
@@ -197,6 +208,7 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
                 load,
                 usage,
                 verify,
+                faults,
                 problems,
             }
         })
@@ -347,6 +359,15 @@ struct RunRow {
     invariants_ok: bool,
 }
 
+/// A counted run's fault log, for the Faults section.
+#[derive(Serialize)]
+struct FaultSection {
+    mode: String,
+    mode_name: String,
+    run: String,
+    log: crate::chaos::FaultView,
+}
+
 #[derive(Serialize)]
 struct View {
     title: String,
@@ -361,6 +382,8 @@ struct View {
     settings: Vec<(String, String)>,
     environment: Vec<(String, String)>,
     invariants_ok: bool,
+    /// Fault runs (`compare --faults`), per mode and counted run.
+    faults: Vec<FaultSection>,
     /// The comparison tables, rendered first and placed into the Markdown report.
     tables: String,
 }
@@ -650,11 +673,20 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
             || ("n/a".to_string(), "n/a".to_string()),
             |(k6, busy)| (format!("{k6:.2}"), format!("{:.0} %", busy * 100.0)),
         );
-        let (invariants, invariants_ok) = match &r.verify {
+        let (mut invariants, mut invariants_ok) = match &r.verify {
             Some(v) if v.ok => ("hold".to_string(), true),
             Some(v) => (format!("FAIL: {}", v.violations.join("; ")), false),
             None => ("not checked".to_string(), false),
         };
+        if let Some(log) = &r.faults {
+            if log.passed() {
+                invariants.push_str(" (fault run: nothing lost)");
+            } else {
+                invariants =
+                    format!("{invariants}; FAIL: the fault run lost something (see Faults)");
+                invariants_ok = false;
+            }
+        }
         run_rows.push(RunRow {
             mode: r.record.mode.clone(),
             run: r.record.label(),
@@ -870,6 +902,21 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
     }
 
     let invariants_ok = !runs.is_empty() && run_rows.iter().all(|r| r.invariants_ok);
+    let faults = runs
+        .iter()
+        .filter_map(|r| {
+            let log = r.faults.as_ref()?;
+            Some(FaultSection {
+                mode: r.record.mode.clone(),
+                mode_name: MODES
+                    .iter()
+                    .find(|(m, _)| *m == r.record.mode)
+                    .map_or(r.record.mode.clone(), |(_, n)| n.to_string()),
+                run: r.record.label(),
+                log: log.view(),
+            })
+        })
+        .collect();
     Ok(View {
         title: format!("Flash sale: sync vs async, {} scenario", manifest.scenario),
         scenario: manifest.scenario.clone(),
@@ -886,6 +933,7 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
         settings,
         environment,
         invariants_ok,
+        faults,
         tables: String::new(),
     })
 }
