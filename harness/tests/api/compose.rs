@@ -189,8 +189,9 @@ fn compose_services_nginx_upstreams_and_workspace_binaries_agree() {
     let proxied: BTreeSet<String> = proxied_locations(&compose_conf)
         .iter()
         .filter_map(|l| {
+            // The upstream name ends at the directive's `;` (other directives may follow).
             let target = l.split("proxy_pass http://").nth(1)?;
-            Some(target.trim_end_matches([';', ' ', '}']).to_string())
+            Some(target.split(';').next()?.trim().to_string())
         })
         .collect();
     assert_eq!(proxied, expected, "proxied upstreams");
