@@ -2,7 +2,7 @@
 //! effect, poison ends in a dead-letter queue that `dlq replay` can re-publish, a replica
 //! killed mid-sale loses nothing, and the broker may be away.
 
-use crate::helpers::{drained_report, settle, spawn_suite_with, TestSuite};
+use crate::helpers::{drained_report, spawn_suite_with, TestSuite};
 use crate::private_servers::TcpProxy;
 use crate::shopper::{Api, Outcome};
 use common::events::{Event, PaymentSucceeded, ReservationBound, ReservationRequested};
@@ -309,7 +309,9 @@ async fn services_start_while_rabbitmq_is_away_and_keep_accepted_work_in_the_out
     );
 
     proxy.start().await;
-    let reservation = settle(&shopper, &format!("/api/reservations/{id}"), &["PENDING"]).await;
+    let reservation = shopper
+        .poll(&format!("/api/reservations/{id}"), &["PENDING"])
+        .await;
     assert_eq!(
         reservation["status"], "RESERVED",
         "delivered once RabbitMQ was back"

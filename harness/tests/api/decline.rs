@@ -1,6 +1,6 @@
 //! A declined payment: 402 with the order id, and the held stock goes back on sale.
 
-use crate::helpers::{drained_report, settle, spawn_suite_with};
+use crate::helpers::{drained_report, spawn_suite_with};
 use crate::shopper::{Api, Outcome};
 use common::Mode;
 
@@ -30,12 +30,12 @@ async fn a_declined_payment_answers_402_and_puts_the_stock_back_on_sale(mode: Mo
         .to_string();
     let (_, order, _) = shopper.get(&format!("/api/orders/{order_id}")).await;
     assert_eq!(order["status"], "DECLINED");
-    let reservation = settle(
-        &shopper,
-        &format!("/api/reservations/{reservation_id}"),
-        &["RESERVED"],
-    )
-    .await;
+    let reservation = shopper
+        .poll(
+            &format!("/api/reservations/{reservation_id}"),
+            &["RESERVED"],
+        )
+        .await;
     assert_eq!(reservation["status"], "CANCELLED");
     let report = drained_report(&t).await;
     assert!(report.ok(), "{}", report.render_text());

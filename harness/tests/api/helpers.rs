@@ -119,15 +119,6 @@ pub async fn drained_report(t: &TestSuite) -> harness::verify::Report {
     .expect("verify")
 }
 
-/// GET `path` as `shopper` until `status` leaves `from` (at most 20 s); the final body.
-pub async fn settle(
-    shopper: &crate::shopper::Shopper,
-    path: &str,
-    from: &[&str],
-) -> serde_json::Value {
-    shopper.poll(path, from).await
-}
-
 /// Options of a small suite: one replica per service, a few users and products, a cheap
 /// password hash, and a unique port, run folder and prefixes.
 pub fn test_options(dir: &Path) -> SuiteOptions {

@@ -1,6 +1,6 @@
 //! The checkout journey end to end through nginx, and what a shopper may and may not see.
 
-use crate::helpers::{drained_report, settle, spawn_suite_with};
+use crate::helpers::{drained_report, spawn_suite_with};
 use crate::shopper::Api;
 use common::Mode;
 
@@ -32,12 +32,9 @@ async fn a_shopper_checks_out_through_nginx_and_the_invariants_hold(mode: Mode) 
         location.as_deref(),
         Some(format!("/api/reservations/{reservation_id}").as_str())
     );
-    let reservation = settle(
-        &shopper,
-        &format!("/api/reservations/{reservation_id}"),
-        &["PENDING"],
-    )
-    .await;
+    let reservation = shopper
+        .poll(&format!("/api/reservations/{reservation_id}"), &["PENDING"])
+        .await;
     assert_eq!(reservation["status"], "RESERVED");
     let (status, paid, _) = shopper.pay(&reservation_id, Some("key-1")).await;
     assert_eq!(status, 200, "{paid}");
@@ -51,12 +48,12 @@ async fn a_shopper_checks_out_through_nginx_and_the_invariants_hold(mode: Mode) 
     let price = t.suite.products()[0].price_cents;
     assert_eq!(order["total_cents"], price);
     // In async mode the reservation learns of the sale from its own copy of the event.
-    let reservation = settle(
-        &shopper,
-        &format!("/api/reservations/{reservation_id}"),
-        &["RESERVED"],
-    )
-    .await;
+    let reservation = shopper
+        .poll(
+            &format!("/api/reservations/{reservation_id}"),
+            &["RESERVED"],
+        )
+        .await;
     assert_eq!(reservation["status"], "CONFIRMED");
     let (_, product_now, _) = shopper.get(&format!("/api/products/{product}")).await;
     let report = drained_report(&t).await;
