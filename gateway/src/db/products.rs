@@ -1,6 +1,7 @@
 //! Products: names and prices, fixed for the duration of a sale.
 
 use crate::domain::Product;
+use common::db::Prepared;
 use common::ApiResult;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -16,7 +17,7 @@ fn product(row: &tokio_postgres::Row) -> Product {
 pub async fn all(pool: &Pool) -> ApiResult<Vec<Product>> {
     let client = pool.get().await?;
     let rows = client
-        .query("SELECT id, name, price_cents FROM products", &[])
+        .query_cached("SELECT id, name, price_cents FROM products", &[])
         .await?;
     Ok(rows.iter().map(product).collect())
 }
@@ -24,7 +25,7 @@ pub async fn all(pool: &Pool) -> ApiResult<Vec<Product>> {
 pub async fn by_id(pool: &Pool, id: Uuid) -> ApiResult<Option<Product>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT id, name, price_cents FROM products WHERE id = $1",
             &[&id],
         )

@@ -1,5 +1,6 @@
 //! Users: looked up by name at login.
 
+use common::db::Prepared;
 use common::ApiResult;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -13,7 +14,7 @@ pub struct StoredUser {
 pub async fn by_username(pool: &Pool, username: &str) -> ApiResult<Option<StoredUser>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT id, password_hash FROM users WHERE username = $1",
             &[&username],
         )

@@ -10,6 +10,7 @@
 //! [`MIGRATION_SQL`].
 
 use super::broker::{Broker, Outgoing};
+use crate::db::Prepared;
 use crate::events::Event;
 use deadpool_postgres::{Pool, Transaction};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub async fn append<E: Event>(
 ) -> Result<Uuid, tokio_postgres::Error> {
     let message_id = Uuid::new_v4();
     let payload = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO outbox (message_id, event_type, payload) VALUES ($1, $2, $3)",
         &[&message_id, &E::NAME, &payload],
     )
@@ -60,7 +61,7 @@ pub async fn first_delivery(
     event_type: &str,
 ) -> Result<bool, tokio_postgres::Error> {
     let inserted = tx
-        .execute(
+        .execute_cached(
             "INSERT INTO inbox (message_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&message_id, &event_type],
         )
@@ -84,7 +85,7 @@ pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Re
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let rows = tx
-        .query(
+        .query_cached(
             "SELECT id, message_id, event_type, payload FROM outbox
              WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             &[&max],
@@ -101,7 +102,7 @@ pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Re
         batch.push((row.get(2), row.get(1), serde_json::to_vec(&payload)?));
     }
     broker.publish(&batch).await?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
         &[&ids],
     )
@@ -143,7 +144,7 @@ pub fn relay(
                 last_purge = tokio::time::Instant::now();
                 if let Ok(client) = pool.get().await {
                     let _ = client
-                        .execute(
+                        .execute_cached(
                             "DELETE FROM outbox WHERE published_at < now() - interval '1 day'",
                             &[],
                         )

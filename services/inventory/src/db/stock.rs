@@ -9,13 +9,14 @@
 //! product order), so the hot row is locked only for the final statements and the commit.
 
 use crate::domain::{HoldOutcome, HoldRequest, HoldState, StockLevel};
+use common::db::Prepared;
 use common::ApiResult;
 use deadpool_postgres::{Pool, Transaction};
 use uuid::Uuid;
 
 /// Serialise every operation on one reservation's holds.
 async fn lock_reservation(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<()> {
-    tx.execute(
+    tx.execute_cached(
         "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))",
         &[&reservation_id],
     )
@@ -29,7 +30,7 @@ async fn existing_state(
     reservation_id: Uuid,
 ) -> ApiResult<Option<HoldState>> {
     let rows = tx
-        .query(
+        .query_cached(
             "SELECT state FROM holds WHERE reservation_id = $1",
             &[&reservation_id],
         )
@@ -39,7 +40,7 @@ async fn existing_state(
         return Ok(HoldState::parse(state));
     }
     let tomb = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT 1 FROM released_reservations WHERE reservation_id = $1",
             &[&reservation_id],
         )
@@ -82,7 +83,7 @@ pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldO
 
     for (product_id, quantity) in &items {
         let limit = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT per_user_limit FROM stock WHERE product_id = $1",
                 &[product_id],
             )
@@ -97,7 +98,7 @@ pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldO
         // The guard in DO UPDATE makes the limit check and the increment one atomic step,
         // even when the same user races itself from many connections.
         let counted = tx
-            .query_opt(
+            .query_opt_cached(
                 "INSERT INTO user_units (user_id, product_id, units) VALUES ($1, $2, $3)
                  ON CONFLICT (user_id, product_id)
                  DO UPDATE SET units = user_units.units + EXCLUDED.units
@@ -109,7 +110,7 @@ pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldO
         if counted.is_none() {
             return Ok(HoldOutcome::LimitReached);
         }
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO holds (reservation_id, product_id, user_id, quantity, state)
              VALUES ($1, $2, $3, $4, 'HELD')",
             &[&req.reservation_id, product_id, &req.user_id, quantity],
@@ -119,7 +120,7 @@ pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldO
 
     for (product_id, quantity) in &items {
         let taken = tx
-            .execute(
+            .execute_cached(
                 "UPDATE stock SET available = available - $2, reserved = reserved + $2
                  WHERE product_id = $1 AND available >= $2",
                 &[product_id, quantity],
@@ -163,7 +164,7 @@ pub async fn commit_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<
         Some(HoldState::Held) => {}
     }
     let rows = tx
-        .query(
+        .query_cached(
             "UPDATE holds SET state = 'SOLD', updated_at = now()
              WHERE reservation_id = $1 AND state = 'HELD'
              RETURNING product_id, quantity",
@@ -173,7 +174,7 @@ pub async fn commit_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<
     let mut lines: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     lines.sort_by_key(|(p, _)| *p);
     for (product_id, quantity) in &lines {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE stock SET reserved = reserved - $2, sold = sold + $2 WHERE product_id = $1",
             &[product_id, quantity],
         )
@@ -201,13 +202,13 @@ pub async fn release_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult
         Some(HoldState::Sold) => return Ok(Transition::Conflict(HoldState::Sold)),
         Some(HoldState::Held) | None => {}
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO released_reservations (reservation_id) VALUES ($1) ON CONFLICT DO NOTHING",
         &[&reservation_id],
     )
     .await?;
     let rows = tx
-        .query(
+        .query_cached(
             "UPDATE holds SET state = 'RELEASED', updated_at = now()
              WHERE reservation_id = $1 AND state = 'HELD'
              RETURNING product_id, quantity, user_id",
@@ -220,14 +221,14 @@ pub async fn release_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult
         .collect();
     lines.sort_by_key(|(p, _, _)| *p);
     for (product_id, quantity, user_id) in &lines {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE user_units SET units = units - $3 WHERE user_id = $1 AND product_id = $2",
             &[user_id, product_id, quantity],
         )
         .await?;
     }
     for (product_id, quantity, _) in &lines {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE stock SET reserved = reserved - $2, available = available + $2
              WHERE product_id = $1",
             &[product_id, quantity],
@@ -253,7 +254,7 @@ const LEVEL_COLUMNS: &str = "product_id, initial, available, reserved, sold, per
 pub async fn levels(pool: &Pool) -> ApiResult<Vec<StockLevel>> {
     let client = pool.get().await?;
     let rows = client
-        .query(
+        .query_cached(
             &format!("SELECT {LEVEL_COLUMNS} FROM stock ORDER BY product_id"),
             &[],
         )
@@ -264,7 +265,7 @@ pub async fn levels(pool: &Pool) -> ApiResult<Vec<StockLevel>> {
 pub async fn level_of(pool: &Pool, product_id: Uuid) -> ApiResult<Option<StockLevel>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {LEVEL_COLUMNS} FROM stock WHERE product_id = $1"),
             &[&product_id],
         )

@@ -5,6 +5,7 @@
 
 use crate::domain::{NewOrder, Order, OrderStatus};
 use anyhow::Context;
+use common::db::Prepared;
 use common::{ApiError, ApiResult};
 use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::types::Json;
@@ -30,7 +31,7 @@ fn order(row: &Row) -> ApiResult<Order> {
 pub async fn by_reservation(pool: &Pool, reservation_id: Uuid) -> ApiResult<Option<Order>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE reservation_id = $1"),
             &[&reservation_id],
         )
@@ -42,7 +43,7 @@ pub async fn by_reservation(pool: &Pool, reservation_id: Uuid) -> ApiResult<Opti
 pub async fn of_user(pool: &Pool, id: Uuid, user_id: Uuid) -> ApiResult<Option<Order>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND user_id = $2"),
             &[&id, &user_id],
         )
@@ -63,7 +64,7 @@ pub async fn create_or_get_in(
     new: &NewOrder,
 ) -> ApiResult<(Order, bool)> {
     let inserted = client
-        .execute(
+        .execute_cached(
             "INSERT INTO orders (id, reservation_id, user_id, status, total_cents, items,
                                  idempotency_key)
              VALUES ($1, $2, $3, 'PENDING', $4, $5, $6)
@@ -80,7 +81,7 @@ pub async fn create_or_get_in(
         .await?;
     // A new statement: it sees the row even when a concurrent payer inserted it.
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE reservation_id = $1"),
             &[&new.reservation_id],
         )
@@ -94,7 +95,7 @@ pub async fn finish(pool: &Pool, id: Uuid, status: OrderStatus) -> ApiResult<Ord
     let client = pool.get().await?;
     finish_in(&client, id, status).await?;
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
             &[&id],
         )
@@ -110,7 +111,7 @@ pub async fn finish_in(
     status: OrderStatus,
 ) -> ApiResult<bool> {
     let updated = client
-        .execute(
+        .execute_cached(
             "UPDATE orders SET status = $2, updated_at = now()
              WHERE id = $1 AND status = 'PENDING'",
             &[&id, &status.as_str()],

@@ -9,6 +9,7 @@
 
 use crate::domain::pay;
 use crate::domain::peers::Peers;
+use common::db::Prepared;
 use deadpool_postgres::Pool;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 pub async fn reconcile_once(pool: &Pool, peers: &Peers, after: Duration) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
-        .query(
+        .query_cached(
             "UPDATE orders SET updated_at = now()
              WHERE id IN (SELECT id FROM orders
                           WHERE status = 'PENDING'

@@ -2,6 +2,7 @@
 
 use crate::domain::{AmountCents, Outcome};
 use anyhow::Context;
+use common::db::Prepared;
 use common::{ApiError, ApiResult};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -20,7 +21,7 @@ pub async fn record(
 ) -> ApiResult<Outcome> {
     let client = pool.get().await?;
     let inserted = client
-        .query_opt(
+        .query_opt_cached(
             "INSERT INTO provider_charges (idempotency_key, amount_cents, outcome)
              VALUES ($1, $2, $3)
              ON CONFLICT (idempotency_key) DO NOTHING
@@ -32,7 +33,7 @@ pub async fn record(
         Some(row) => row,
         None => {
             client
-                .query_one(
+                .query_one_cached(
                     "SELECT outcome FROM provider_charges WHERE idempotency_key = $1",
                     &[&key],
                 )

@@ -2,6 +2,7 @@
 
 use crate::domain::{AmountCents, Outcome, Payment, PaymentStatus};
 use anyhow::Context;
+use common::db::Prepared;
 use common::{ApiError, ApiResult};
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
@@ -33,7 +34,7 @@ pub async fn create_or_get(
 ) -> ApiResult<Payment> {
     let client = pool.get().await?;
     client
-        .execute(
+        .execute_cached(
             "INSERT INTO payments (id, order_id, user_id, amount_cents, status)
              VALUES ($1, $2, $3, $4, 'PENDING')
              ON CONFLICT (order_id) DO NOTHING",
@@ -42,7 +43,7 @@ pub async fn create_or_get(
         .await?;
     // A new statement: it sees the row even when a concurrent caller inserted it.
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
             &[&order_id],
         )
@@ -54,14 +55,14 @@ pub async fn create_or_get(
 pub async fn settle(pool: &Pool, order_id: Uuid, outcome: Outcome) -> ApiResult<Payment> {
     let client = pool.get().await?;
     client
-        .execute(
+        .execute_cached(
             "UPDATE payments SET status = $2, updated_at = now()
              WHERE order_id = $1 AND status = 'PENDING'",
             &[&order_id, &outcome.as_str()],
         )
         .await?;
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
             &[&order_id],
         )
@@ -72,7 +73,7 @@ pub async fn settle(pool: &Pool, order_id: Uuid, outcome: Outcome) -> ApiResult<
 pub async fn by_order(pool: &Pool, order_id: Uuid) -> ApiResult<Option<Payment>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
             &[&order_id],
         )

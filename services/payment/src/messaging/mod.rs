@@ -13,6 +13,7 @@
 use crate::domain::charge::charge_once;
 use crate::domain::provider::Provider;
 use crate::domain::{AmountCents, Payment, PaymentStatus};
+use common::db::Prepared;
 use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationBound};
 use common::messaging::outbox::{self, RelaySignal};
 use common::messaging::{HandleError, Handler, Incoming};
@@ -77,7 +78,7 @@ async fn handle(
 async fn processed(pool: &Pool, message_id: Uuid) -> Result<bool, HandleError> {
     let client = pool.get().await?;
     let row = client
-        .query_opt("SELECT 1 FROM inbox WHERE message_id = $1", &[&message_id])
+        .query_opt_cached("SELECT 1 FROM inbox WHERE message_id = $1", &[&message_id])
         .await?;
     Ok(row.is_some())
 }

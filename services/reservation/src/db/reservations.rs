@@ -12,6 +12,7 @@
 
 use crate::domain::{Line, Reservation, Status};
 use anyhow::Context;
+use common::db::Prepared;
 use common::ApiResult;
 use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::types::Json;
@@ -68,7 +69,7 @@ pub async fn insert_pending_in(
 ) -> ApiResult<Reservation> {
     let ttl = i64::try_from(new.ttl_secs).unwrap_or(i64::MAX);
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "INSERT INTO reservations (id, user_id, cart_id, status, items, total_cents, expires_at)
                  VALUES ($1, $2, $3, 'PENDING', $4, $5, now() + $6::bigint * interval '1 second')
@@ -99,7 +100,7 @@ pub async fn settle_in(
     to: Status,
 ) -> ApiResult<Option<Reservation>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "UPDATE reservations SET status = $2, updated_at = now()
                  WHERE id = $1 AND status = 'PENDING'
@@ -114,7 +115,7 @@ pub async fn settle_in(
 pub async fn find(pool: &Pool, id: Uuid) -> ApiResult<Option<Reservation>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"),
             &[&id],
         )
@@ -126,7 +127,7 @@ pub async fn find(pool: &Pool, id: Uuid) -> ApiResult<Option<Reservation>> {
 pub async fn find_owned(pool: &Pool, id: Uuid, user_id: Uuid) -> ApiResult<Option<Reservation>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM reservations WHERE id = $1 AND user_id = $2"),
             &[&id, &user_id],
         )
@@ -141,7 +142,7 @@ pub async fn find_in(
     id: Uuid,
 ) -> ApiResult<Option<(Reservation, bool)>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS}, expires_at <= now() FROM reservations WHERE id = $1"),
             &[&id],
         )
@@ -163,7 +164,7 @@ pub async fn bind_order_in(
     owner: Option<Uuid>,
 ) -> ApiResult<Option<Reservation>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "UPDATE reservations SET order_id = $2, updated_at = now()
                  WHERE id = $1 AND status = 'RESERVED' AND expires_at > now()
@@ -192,7 +193,7 @@ pub async fn mark_confirmed_in(
     order_id: Uuid,
 ) -> ApiResult<Option<Reservation>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "UPDATE reservations SET status = 'CONFIRMED', updated_at = now()
                  WHERE id = $1 AND status = 'RESERVED' AND order_id = $2
@@ -213,7 +214,7 @@ pub async fn mark_cancelled(
 ) -> ApiResult<Option<Reservation>> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "UPDATE reservations
                  SET status = 'CANCELLED', release_pending = true, updated_at = now()
@@ -235,7 +236,7 @@ pub async fn cancel_declined_in(
     order_id: Uuid,
 ) -> ApiResult<Option<Reservation>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "UPDATE reservations SET status = 'CANCELLED', updated_at = now()
                  WHERE id = $1 AND status IN ('PENDING', 'RESERVED') AND order_id = $2
@@ -252,7 +253,7 @@ pub async fn cancel_declined_in(
 pub async fn claim_release(pool: &Pool, id: Uuid) -> anyhow::Result<bool> {
     let client = pool.get().await.context("getting a database connection")?;
     let claimed = client
-        .execute(
+        .execute_cached(
             &format!(
                 "UPDATE reservations SET release_claimed_until = now() + {RELEASE_LEASE}
                  WHERE id = $1 AND release_pending
@@ -269,7 +270,7 @@ pub async fn claim_release(pool: &Pool, id: Uuid) -> anyhow::Result<bool> {
 pub async fn clear_release(pool: &Pool, id: Uuid) -> anyhow::Result<()> {
     let client = pool.get().await.context("getting a database connection")?;
     client
-        .execute(
+        .execute_cached(
             "UPDATE reservations
              SET release_pending = false, release_claimed_until = NULL, updated_at = now()
              WHERE id = $1",
@@ -297,7 +298,7 @@ pub async fn expire_due_in(
     owe_release: bool,
 ) -> anyhow::Result<Vec<Uuid>> {
     let rows = client
-        .query(
+        .query_cached(
             "UPDATE reservations
              SET status = 'EXPIRED', release_pending = $2, updated_at = now()
              WHERE id IN (
@@ -321,7 +322,7 @@ pub async fn expire_due_in(
 pub async fn claim_releases(pool: &Pool, limit: i64) -> anyhow::Result<Vec<Uuid>> {
     let client = pool.get().await.context("getting a database connection")?;
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "UPDATE reservations SET release_claimed_until = now() + {RELEASE_LEASE}
                  WHERE id IN (
