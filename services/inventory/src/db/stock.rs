@@ -24,28 +24,24 @@ async fn lock_reservation(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResu
     Ok(())
 }
 
-/// The state of a reservation's holds, if any exist, or `Released` for a tombstone.
+/// The state of a reservation's holds, if any exist, or `Released` for a tombstone: one
+/// statement, the holds' own state first.
 async fn existing_state(
     tx: &Transaction<'_>,
     reservation_id: Uuid,
 ) -> ApiResult<Option<HoldState>> {
-    let rows = tx
-        .query_cached(
-            "SELECT state FROM holds WHERE reservation_id = $1",
-            &[&reservation_id],
-        )
-        .await?;
-    if let Some(row) = rows.first() {
-        let state: &str = row.get(0);
-        return Ok(HoldState::parse(state));
-    }
-    let tomb = tx
+    let row = tx
         .query_opt_cached(
-            "SELECT 1 FROM released_reservations WHERE reservation_id = $1",
+            "SELECT state FROM (
+                 SELECT state, 0 AS rank FROM holds WHERE reservation_id = $1
+                 UNION ALL
+                 SELECT 'RELEASED', 1 FROM released_reservations WHERE reservation_id = $1
+             ) AS known
+             ORDER BY rank LIMIT 1",
             &[&reservation_id],
         )
         .await?;
-    Ok(tomb.map(|_| HoldState::Released))
+    Ok(row.and_then(|row| HoldState::parse(row.get(0))))
 }
 
 /// Hold every item of `req`, all or nothing, in one transaction of its own.

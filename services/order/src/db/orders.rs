@@ -64,11 +64,14 @@ pub async fn create_or_get_in(
     new: &NewOrder,
 ) -> ApiResult<(Order, bool)> {
     let inserted = client
-        .execute_cached(
-            "INSERT INTO orders (id, reservation_id, user_id, status, total_cents, items,
-                                 idempotency_key)
-             VALUES ($1, $2, $3, 'PENDING', $4, $5, $6)
-             ON CONFLICT (reservation_id) DO NOTHING",
+        .query_opt_cached(
+            &format!(
+                "INSERT INTO orders (id, reservation_id, user_id, status, total_cents, items,
+                                     idempotency_key)
+                 VALUES ($1, $2, $3, 'PENDING', $4, $5, $6)
+                 ON CONFLICT (reservation_id) DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
             &[
                 &new.id,
                 &new.reservation_id,
@@ -79,21 +82,37 @@ pub async fn create_or_get_in(
             ],
         )
         .await?;
-    // A new statement: it sees the row even when a concurrent payer inserted it.
+    if let Some(row) = inserted {
+        return Ok((order(&row)?, true));
+    }
+    // Not inserted: a new statement sees the row even when a concurrent payer inserted it.
     let row = client
         .query_one_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE reservation_id = $1"),
             &[&new.reservation_id],
         )
         .await?;
-    Ok((order(&row)?, inserted == 1))
+    Ok((order(&row)?, false))
 }
 
 /// Move a `PENDING` order to its final `status` (a final order keeps its status), and answer
 /// the stored order.
 pub async fn finish(pool: &Pool, id: Uuid, status: OrderStatus) -> ApiResult<Order> {
     let client = pool.get().await?;
-    finish_in(&client, id, status).await?;
+    let finished = client
+        .query_opt_cached(
+            &format!(
+                "UPDATE orders SET status = $2, updated_at = now()
+                 WHERE id = $1 AND status = 'PENDING'
+                 RETURNING {COLUMNS}"
+            ),
+            &[&id, &status.as_str()],
+        )
+        .await?;
+    if let Some(row) = finished {
+        return order(&row);
+    }
+    // Final already: answer what is stored.
     let row = client
         .query_one_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),

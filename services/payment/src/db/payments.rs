@@ -33,15 +33,21 @@ pub async fn create_or_get(
     amount: AmountCents,
 ) -> ApiResult<Payment> {
     let client = pool.get().await?;
-    client
-        .execute_cached(
-            "INSERT INTO payments (id, order_id, user_id, amount_cents, status)
-             VALUES ($1, $2, $3, $4, 'PENDING')
-             ON CONFLICT (order_id) DO NOTHING",
+    let inserted = client
+        .query_opt_cached(
+            &format!(
+                "INSERT INTO payments (id, order_id, user_id, amount_cents, status)
+                 VALUES ($1, $2, $3, $4, 'PENDING')
+                 ON CONFLICT (order_id) DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
             &[&Uuid::new_v4(), &order_id, &user_id, &amount.get()],
         )
         .await?;
-    // A new statement: it sees the row even when a concurrent caller inserted it.
+    if let Some(row) = inserted {
+        return payment(&row);
+    }
+    // Not inserted: a new statement sees the row even when a concurrent caller inserted it.
     let row = client
         .query_one_cached(
             &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
@@ -54,13 +60,20 @@ pub async fn create_or_get(
 /// Store the provider's outcome unless one is stored already, and answer the stored payment.
 pub async fn settle(pool: &Pool, order_id: Uuid, outcome: Outcome) -> ApiResult<Payment> {
     let client = pool.get().await?;
-    client
-        .execute_cached(
-            "UPDATE payments SET status = $2, updated_at = now()
-             WHERE order_id = $1 AND status = 'PENDING'",
+    let updated = client
+        .query_opt_cached(
+            &format!(
+                "UPDATE payments SET status = $2, updated_at = now()
+                 WHERE order_id = $1 AND status = 'PENDING'
+                 RETURNING {COLUMNS}"
+            ),
             &[&order_id, &outcome.as_str()],
         )
         .await?;
+    if let Some(row) = updated {
+        return payment(&row);
+    }
+    // Settled already (by a concurrent caller): answer what is stored.
     let row = client
         .query_one_cached(
             &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
