@@ -3,12 +3,13 @@
 
 use crate::helpers::{
     dlq, spawn_app_with_amqp, spawn_async_app, spawn_async_app_with_prefetch, wait_for_messages,
-    TestApp, TestBus,
+    TestApp,
 };
 use common::events::{
     Event, EventItem, PaymentDeclined, PaymentSucceeded, ReservationExpired, ReservationRequested,
     StockCommitted, StockRejected, StockReserved,
 };
+use common::test_support::Bus;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -24,17 +25,17 @@ fn request(product: Uuid, quantity: i32) -> ReservationRequested {
 }
 
 /// Request a hold of `quantity` and wait until it is held.
-async fn reserve(bus: &TestBus, product: Uuid, quantity: i32) -> ReservationRequested {
+async fn reserve(bus: &Bus, product: Uuid, quantity: i32) -> ReservationRequested {
     let req = request(product, quantity);
     bus.publish(&req).await;
-    bus.wait_for(StockReserved::NAME, req.reservation_id, 1)
+    bus.wait_for_reservation(StockReserved::NAME, req.reservation_id, 1)
         .await;
     req
 }
 
 /// With prefetch 1 the queue is handled in order: once a later hold is answered, every
 /// message published before it has been handled.
-async fn barrier(app: &TestApp, bus: &TestBus) {
+async fn barrier(app: &TestApp, bus: &Bus) {
     let product = app.product(1, 0).await;
     reserve(bus, product, 1).await;
 }
@@ -72,7 +73,7 @@ async fn a_reservation_request_holds_the_stock_and_emits_stock_reserved() {
     bus.publish(&req).await;
 
     let events = bus
-        .wait_for(StockReserved::NAME, req.reservation_id, 1)
+        .wait_for_reservation(StockReserved::NAME, req.reservation_id, 1)
         .await;
     assert_eq!(events.len(), 1);
     assert_eq!(app.level(product).await, (7, 3, 0));
@@ -97,7 +98,7 @@ async fn a_reservation_request_beyond_the_stock_is_rejected_as_sold_out_and_take
     let message_id = bus.publish(&req).await;
 
     let events = bus
-        .wait_for(StockRejected::NAME, req.reservation_id, 1)
+        .wait_for_reservation(StockRejected::NAME, req.reservation_id, 1)
         .await;
     assert_eq!(events[0]["reason"], "sold_out");
     assert_eq!(app.level(product).await, (2, 0, 0));
@@ -142,7 +143,7 @@ async fn rejections_carry_their_reason() {
         (&released_first, "hold_released"),
     ] {
         let events = bus
-            .wait_for(StockRejected::NAME, req.reservation_id, 1)
+            .wait_for_reservation(StockRejected::NAME, req.reservation_id, 1)
             .await;
         assert_eq!(events[0]["reason"], reason);
     }
@@ -163,12 +164,12 @@ async fn the_same_message_delivered_twice_holds_once() {
     let req = request(product, 2);
 
     let message_id = bus.publish(&req).await;
-    bus.publish_as(message_id, &req).await;
+    bus.publish_with_id(message_id, &req).await;
     barrier(&app, &bus).await;
 
     assert_eq!(app.level(product).await, (8, 2, 0));
     let events = bus
-        .wait_for(StockReserved::NAME, req.reservation_id, 1)
+        .wait_for_reservation(StockReserved::NAME, req.reservation_id, 1)
         .await;
     assert_eq!(events.len(), 1, "the duplicate emitted nothing");
     bus.close().await;
@@ -218,7 +219,7 @@ async fn a_succeeded_payment_commits_the_holds_and_emits_stock_committed() {
     bus.publish(&paid(&req, order_id)).await;
 
     let events = bus
-        .wait_for(StockCommitted::NAME, req.reservation_id, 1)
+        .wait_for_reservation(StockCommitted::NAME, req.reservation_id, 1)
         .await;
     assert_eq!(events[0]["order_id"], order_id.to_string());
     assert_eq!(app.level(product).await, (7, 0, 3));
@@ -318,15 +319,15 @@ async fn copies_of_one_message_handled_at_once_hold_once() {
 
     let message_id = Uuid::new_v4();
     for _ in 0..5 {
-        bus.publish_as(message_id, &req).await;
+        bus.publish_with_id(message_id, &req).await;
     }
 
-    bus.wait_for(StockReserved::NAME, req.reservation_id, 1)
+    bus.wait_for_reservation(StockReserved::NAME, req.reservation_id, 1)
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.level(product).await, (8, 2, 0));
     let events = bus
-        .wait_for(StockReserved::NAME, req.reservation_id, 1)
+        .wait_for_reservation(StockReserved::NAME, req.reservation_id, 1)
         .await;
     assert_eq!(events.len(), 1, "the copies emitted nothing");
     bus.close().await;

@@ -1,24 +1,16 @@
 use common::auth::INTERNAL_KEY_HEADER;
 use common::events::Event;
-use common::messaging::{dead_letter_queue, queue_name};
+use common::messaging::dead_letter_queue;
+use common::test_support::{delete_topology, message_count, Bus, AMQP};
 use common::{CommonConfig, Mode};
 use inventory::configuration::Settings;
 use inventory::startup::Application;
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub struct TestApp {
     pub base: String,
@@ -213,9 +205,9 @@ impl TestApp {
     }
 
     /// A connection to this test's exchange that observes the events the inventory emits.
-    pub async fn bus(&self) -> TestBus {
+    pub async fn bus(&self) -> Bus {
         let prefix = self.amqp_prefix.as_deref().expect("an async app");
-        TestBus::connect(
+        Bus::connect(
             prefix,
             &[
                 common::events::StockReserved::NAME,
@@ -267,7 +259,7 @@ impl Drop for TestApp {
 
 async fn drop_test_resources(server_url: &str, db_name: &str, amqp_prefix: Option<&str>) {
     if let Some(prefix) = amqp_prefix {
-        cleanup_amqp(prefix).await;
+        delete_topology(prefix).await;
     }
     if let Ok((client, conn)) =
         tokio_postgres::connect(&common::db::database_url(server_url, "postgres"), NoTls).await
@@ -279,27 +271,6 @@ async fn drop_test_resources(server_url: &str, db_name: &str, amqp_prefix: Optio
             ))
             .await;
     }
-}
-
-/// Messages waiting in `queue` (passive declare: never creates it).
-pub async fn message_count(queue: &str) -> u32 {
-    let conn = Connection::connect(AMQP, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("passive declare");
-    let _ = conn.close(200, "bye".into()).await;
-    q.message_count()
 }
 
 pub async fn wait_for_messages(queue: &str, expected: u32) {
@@ -319,178 +290,4 @@ pub async fn wait_for_messages(queue: &str, expected: u32) {
 
 pub fn dlq(prefix: &str) -> String {
     dead_letter_queue(prefix, inventory::SERVICE)
-}
-
-/// Every queue and exchange of `prefix`, as common's messaging tests delete them.
-async fn cleanup_amqp(prefix: &str) {
-    let Ok(conn) = Connection::connect(AMQP, ConnectionProperties::default()).await else {
-        return;
-    };
-    let Ok(ch) = conn.create_channel().await else {
-        return;
-    };
-    for (service, _) in common::events::SUBSCRIPTIONS {
-        for q in [
-            queue_name(prefix, service),
-            dead_letter_queue(prefix, service),
-        ] {
-            let _ = ch
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-    }
-    for x in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "bye".into()).await;
-}
-
-/// The test's side of RabbitMQ: publishes to `<prefix>.events` as another service would, and
-/// reads what the service emits from an exclusive queue of its own.
-pub struct TestBus {
-    conn: Connection,
-    channel: Channel,
-    exchange: String,
-    observed: String,
-    received: Mutex<Vec<(String, Value)>>,
-}
-
-impl TestBus {
-    async fn connect(prefix: &str, keys: &[&str]) -> Self {
-        let conn = Connection::connect(AMQP, ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let channel = conn.create_channel().await.expect("channel");
-        let exchange = format!("{prefix}.events");
-        let observed = format!("{prefix}.observer");
-        channel
-            .queue_declare(
-                observed.as_str().into(),
-                // Exclusive: gone with this connection, whatever happens to the test.
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("observer queue");
-        for key in keys {
-            channel
-                .queue_bind(
-                    observed.as_str().into(),
-                    exchange.as_str().into(),
-                    (*key).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .expect("bind the observer");
-        }
-        Self {
-            conn,
-            channel,
-            exchange,
-            observed,
-            received: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Publish `event` under a new message id; answers the id.
-    pub async fn publish<E: Event>(&self, event: &E) -> Uuid {
-        let id = Uuid::new_v4();
-        self.publish_raw(
-            E::NAME,
-            E::NAME,
-            id,
-            &serde_json::to_vec(event).expect("json"),
-        )
-        .await;
-        id
-    }
-
-    /// Publish `event` again under `message_id` (a duplicate delivery).
-    pub async fn publish_as<E: Event>(&self, message_id: Uuid, event: &E) {
-        self.publish_raw(
-            E::NAME,
-            E::NAME,
-            message_id,
-            &serde_json::to_vec(event).expect("json"),
-        )
-        .await;
-    }
-
-    /// Publish any bytes with routing key `key` and type property `kind`.
-    pub async fn publish_raw(&self, key: &str, kind: &str, message_id: Uuid, payload: &[u8]) {
-        self.channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                key.into(),
-                BasicPublishOptions::default(),
-                payload,
-                BasicProperties::default()
-                    .with_message_id(message_id.to_string().into())
-                    .with_type(kind.into())
-                    .with_content_type("application/json".into())
-                    .with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("published");
-    }
-
-    async fn drain(&self) {
-        while let Some(msg) = self
-            .channel
-            .basic_get(
-                self.observed.as_str().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .expect("basic.get")
-        {
-            let kind = msg.delivery.routing_key.as_str().to_string();
-            let body: Value = serde_json::from_slice(&msg.delivery.data).expect("json event");
-            self.received.lock().expect("lock").push((kind, body));
-        }
-    }
-
-    /// Every event observed so far.
-    pub async fn received(&self) -> Vec<(String, Value)> {
-        self.drain().await;
-        self.received.lock().expect("lock").clone()
-    }
-
-    /// The events named `name` about `reservation_id`, once there are at least `count`.
-    pub async fn wait_for(&self, name: &str, reservation_id: Uuid, count: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let found: Vec<Value> = self
-                .received()
-                .await
-                .into_iter()
-                .filter(|(kind, body)| {
-                    kind == name && body["reservation_id"] == reservation_id.to_string()
-                })
-                .map(|(_, body)| body)
-                .collect();
-            if found.len() >= count {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {name} for {reservation_id}; got {:?}",
-                self.received.lock().expect("lock")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub async fn close(self) {
-        let _ = self.conn.close(200, "bye".into()).await;
-    }
 }

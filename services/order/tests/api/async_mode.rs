@@ -2,10 +2,10 @@
 //! (its HTTP read, then the order and `OrderPlaced`), the round trip through the reservation's
 //! consumer, the reconciler that must not run, and the broker as a dependency of `/readyz`.
 
-use crate::bus::Bus;
 use crate::helpers::{spawn_app_with, spawn_async_app_with, spawn_async_app_with_reservation};
 use crate::helpers::{ReservationRow, TestApp};
 use common::events::{Event, OrderPlaced, ReservationBound, StockCommitted};
+use common::test_support::Bus;
 use common::Mode;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! reservation service started beside it — and drop the databases (and in async mode the
 //! queue prefix's topology) when the test ends.
 
-use crate::bus;
 use common::auth::TokenKeys;
+use common::test_support::{delete_topology, AMQP, PATIENCE};
 use common::{CommonConfig, Mode};
 use deadpool_postgres::Pool;
 use order::configuration::Settings;
@@ -47,7 +47,7 @@ fn test_common() -> CommonConfig {
         port: 0,
         database_prefix: prefix.clone(),
         amqp_prefix: prefix,
-        amqp_url: bus::AMQP.into(),
+        amqp_url: AMQP.into(),
         workers: 1,
         db_pool_size: 4,
         upstream_url: format!("http://127.0.0.1:{}", unused_port()),
@@ -200,7 +200,7 @@ impl TestApp {
 
     /// Wait until order `id` has `status`.
     pub async fn wait_order_status(&self, id: Uuid, status: &str) {
-        let deadline = Instant::now() + bus::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let now = self.order_status(id).await;
             if now == status {
@@ -229,7 +229,7 @@ impl TestApp {
 
     /// Wait until message `message_id` is in the inbox: the handler committed it.
     pub async fn wait_processed(&self, message_id: Uuid) {
-        let deadline = Instant::now() + bus::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         while self
             .count("inbox", &format!("message_id = '{message_id}'"))
             .await
@@ -242,7 +242,7 @@ impl TestApp {
 
     /// Wait until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + bus::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let ready = self
                 .http
@@ -338,7 +338,7 @@ impl Reservation {
 
     /// Wait until reservation `id` has `status`.
     pub async fn wait_status(&self, id: Uuid, status: &str) -> Option<Uuid> {
-        let deadline = Instant::now() + bus::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let (now, order_id) = self.stored(id).await;
             if now == status {
@@ -374,7 +374,7 @@ impl Drop for TestApp {
             };
             rt.block_on(async move {
                 if let Some(prefix) = amqp_prefix {
-                    bus::delete_topology(&prefix).await;
+                    delete_topology(&prefix).await;
                 }
                 if let Ok((client, conn)) = tokio_postgres::connect(&server, NoTls).await {
                     tokio::spawn(conn);

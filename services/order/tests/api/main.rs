@@ -4,7 +4,6 @@
 
 mod async_mode;
 mod auth;
-mod bus;
 mod health;
 mod helpers;
 mod messaging;

@@ -1,9 +1,9 @@
 //! Async mode: the events the order consumes, published to its suite prefix's exchange as
 //! their producers would, and the status each one leaves the order in.
 
-use crate::bus::Bus;
 use crate::helpers::{spawn_async_app, spawn_async_app_with};
 use common::events::{Event, PaymentDeclined, ReservationNotPayable, StockCommitted};
+use common::test_support::Bus;
 use uuid::Uuid;
 
 #[tokio::test]

@@ -1,10 +1,9 @@
 //! Async mode: payment consuming its queue on a prefix of its own, fed and observed through
 //! `<prefix>.events` like the other services would.
 
-use crate::helpers::{
-    dlq, message_count, spawn_async_app_with, spawn_async_app_without_broker, TestBus,
-};
+use crate::helpers::{dlq, spawn_async_app_with, spawn_async_app_without_broker};
 use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationBound};
+use common::test_support::{message_count, Bus};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -19,10 +18,10 @@ fn bound(total_cents: i64) -> ReservationBound {
 
 /// With prefetch 1 the queue is handled in order: once a later order has its outcome, every
 /// message published before it has been handled.
-async fn barrier(bus: &TestBus) {
+async fn barrier(bus: &Bus) {
     let marker = bound(1);
     bus.publish(&marker).await;
-    bus.wait_for(marker.order_id, 1).await;
+    bus.wait_for_order(marker.order_id, 1).await;
 }
 
 #[tokio::test]
@@ -33,7 +32,7 @@ async fn a_bound_reservation_is_charged_once_and_emits_payment_succeeded() {
 
     bus.publish(&event).await;
 
-    let events = bus.wait_for(event.order_id, 1).await;
+    let events = bus.wait_for_order(event.order_id, 1).await;
     let (name, body) = &events[0];
     assert_eq!(name, PaymentSucceeded::NAME);
     assert_eq!(body["reservation_id"], event.reservation_id.to_string());
@@ -62,7 +61,7 @@ async fn a_provider_that_always_declines_emits_payment_declined() {
 
     bus.publish(&event).await;
 
-    let events = bus.wait_for(event.order_id, 1).await;
+    let events = bus.wait_for_order(event.order_id, 1).await;
     assert_eq!(events[0].0, PaymentDeclined::NAME);
     assert_eq!(
         events[0].1["reservation_id"],
@@ -91,12 +90,12 @@ async fn the_same_bound_reservation_delivered_again_charges_once() {
     let event = bound(700);
 
     let message_id = bus.publish(&event).await;
-    bus.publish_as(message_id, &event).await;
+    bus.publish_with_id(message_id, &event).await;
     bus.publish(&event).await;
     barrier(&bus).await;
 
     assert_eq!(app.charges_of(event.order_id).await, (1, 1));
-    let events = bus.about(event.order_id).await;
+    let events = bus.about_order(event.order_id).await;
     assert_eq!(
         events.len(),
         2,
@@ -130,7 +129,7 @@ async fn a_redelivery_after_a_crash_between_charge_and_commit_emits_the_recorded
 
     bus.publish(&event).await;
 
-    let events = bus.wait_for(event.order_id, 1).await;
+    let events = bus.wait_for_order(event.order_id, 1).await;
     assert_eq!(events[0].0, PaymentDeclined::NAME);
     assert_eq!(app.charges_of(event.order_id).await, (1, 1));
     bus.close().await;
@@ -143,7 +142,7 @@ async fn a_malformed_message_lands_in_the_dead_letter_queue() {
     let bus = app.bus().await;
     let prefix = app.amqp_prefix.clone().expect("async");
 
-    bus.publish_raw(ReservationBound::NAME, Uuid::new_v4(), b"{not json")
+    bus.publish_as(Uuid::new_v4(), ReservationBound::NAME, b"{not json")
         .await;
     barrier(&bus).await;
 
@@ -193,13 +192,13 @@ async fn copies_and_repeats_handled_at_once_charge_once_and_agree() {
 
     let message_id = Uuid::new_v4();
     for _ in 0..5 {
-        bus.publish_as(message_id, &event).await;
+        bus.publish_with_id(message_id, &event).await;
         bus.publish(&event).await;
     }
 
-    let events = bus.wait_for(event.order_id, 6).await;
+    let events = bus.wait_for_order(event.order_id, 6).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let events_later = bus.about(event.order_id).await;
+    let events_later = bus.about_order(event.order_id).await;
     assert_eq!(
         events_later.len(),
         6,

@@ -1,10 +1,10 @@
 //! Async mode, outside the consumer: the Reserve request, the sweeper's expiry, and the
 //! broker as a dependency of `/readyz`.
 
-use crate::bus::{self, Bus};
 use crate::helpers::{assert_error, json, spawn_app_with, spawn_async_app_with, Row, TestApp};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use common::events::{Event, EventItem, ReservationExpired, ReservationRequested};
+use common::test_support::{Bus, PATIENCE};
 use common::Mode;
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -140,7 +140,7 @@ async fn the_sweeper_in_async_mode_emits_reservation_expired_and_owes_no_release
     assert!(!stored.release_pending, "the event carries the release");
     assert_eq!(app.stored(bound).await.status, "RESERVED");
     bus.assert_quiet(Duration::from_millis(300)).await;
-    let deadline = Instant::now() + bus::PATIENCE;
+    let deadline = Instant::now() + PATIENCE;
     while app.count("outbox", "published_at IS NULL").await > 0 {
         assert!(
             Instant::now() < deadline,

@@ -2,9 +2,9 @@
 //! and (when a test needs one) a real inventory service beside it. In async mode the service
 //! also gets a queue prefix of its own on the real RabbitMQ, deleted when the test ends.
 
-use crate::bus;
 use common::auth::{TokenKeys, INTERNAL_KEY_HEADER};
 use common::client::ServiceClient;
+use common::test_support::{delete_topology, AMQP, PATIENCE};
 use common::{CommonConfig, Mode};
 use deadpool_postgres::Pool;
 use reservation::configuration::Settings;
@@ -94,7 +94,7 @@ pub async fn spawn_async_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp 
     let app = spawn_app_with(|s| {
         s.common.mode = Mode::Async;
         s.common.amqp_prefix = s.common.database_prefix.clone();
-        s.common.amqp_url = bus::AMQP.into();
+        s.common.amqp_url = AMQP.into();
         tweak(s);
     })
     .await;
@@ -176,7 +176,7 @@ impl Drop for TestApp {
             };
             rt.block_on(async move {
                 if let Some(prefix) = amqp_prefix {
-                    bus::delete_topology(&prefix).await;
+                    delete_topology(&prefix).await;
                 }
                 let url = common::db::database_url(&server, "postgres");
                 let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
@@ -232,7 +232,7 @@ impl TestApp {
 
     /// Wait until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + bus::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let ready = self.http.get(self.url("/readyz")).send().await;
             if ready.is_ok_and(|r| r.status().as_u16() == 200) {
@@ -250,7 +250,7 @@ impl TestApp {
 
     /// Wait until reservation `id` has `status`.
     pub async fn wait_status(&self, id: Uuid, status: &str) -> Stored {
-        let deadline = Instant::now() + bus::PATIENCE;
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let stored = self.stored(id).await;
             if stored.status == status {

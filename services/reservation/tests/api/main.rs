@@ -4,7 +4,6 @@
 //! the gateway is covered end to end by the suite's tests through nginx.
 
 mod async_mode;
-mod bus;
 mod health;
 mod helpers;
 mod internal;

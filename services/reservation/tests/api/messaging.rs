@@ -1,19 +1,19 @@
 //! Async mode: the events the reservation consumes, published to its suite prefix's exchange
 //! as their producers would, and what each one does to the row and emits.
 
-use crate::bus::Bus;
 use crate::helpers::{spawn_async_app, spawn_async_app_with, Row, TestApp};
 use common::events::{
     Event, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable, StockCommitted,
     StockRejected, StockReserved,
 };
+use common::test_support::{Bus, PATIENCE};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Wait until message `message_id` is in the inbox: the handler committed it.
 async fn wait_processed(app: &TestApp, message_id: Uuid) {
-    let deadline = Instant::now() + crate::bus::PATIENCE;
+    let deadline = Instant::now() + PATIENCE;
     while app
         .count("inbox", &format!("message_id = '{message_id}'"))
         .await
