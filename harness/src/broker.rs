@@ -5,11 +5,10 @@
 use anyhow::Context;
 use common::events::SUBSCRIPTIONS;
 use common::messaging::{dead_letter_queue, queue_name};
+use common::metrics::queue::passive_depth;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
-    ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -48,19 +47,13 @@ async fn connect(amqp_url: &str) -> anyhow::Result<(Connection, Channel)> {
     Ok((conn, channel))
 }
 
+/// Ready messages and consumers of `queue`, or `None` when it does not exist.
 async fn passive(channel: &Channel, queue: &str) -> Option<(u32, u32)> {
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()
-        .map(|q| (q.message_count(), q.consumer_count()))
+    let depth = passive_depth(channel, queue).await.ok()?;
+    Some((
+        u32::try_from(depth.ready).unwrap_or(u32::MAX),
+        u32::try_from(depth.consumers).unwrap_or(u32::MAX),
+    ))
 }
 
 /// Depth of every service queue and dead-letter queue of the suite `prefix` that exists.
@@ -218,21 +211,7 @@ pub async fn replay(amqp_url: &str, prefix: &str, queue: Option<&str>) -> anyhow
 /// remove, or RabbitMQ away, is not an error for a sync suite.
 pub async fn delete_topology(amqp_url: &str, prefix: &str) -> anyhow::Result<()> {
     let (conn, channel) = connect(amqp_url).await?;
-    for (service, _) in SUBSCRIPTIONS {
-        for queue in [
-            queue_name(prefix, service),
-            dead_letter_queue(prefix, service),
-        ] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-    }
-    for exchange in [format!("{prefix}.events"), format!("{prefix}.dlx")] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+    common::messaging::delete_topology(&channel, prefix).await;
     let _ = conn.close(200, "ok".into()).await;
     Ok(())
 }

@@ -14,26 +14,8 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue {
-    Float(f64),
-    Int(i64),
-    UInt(u64),
-    Bool(bool),
-    Str(String),
-}
-
-impl FieldValue {
-    /// The value as a number, when it is one.
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            FieldValue::Float(v) => Some(*v),
-            FieldValue::Int(v) => Some(*v as f64),
-            FieldValue::UInt(v) => Some(*v as f64),
-            FieldValue::Bool(_) | FieldValue::Str(_) => None,
-        }
-    }
-}
+/// The field value type the services write with (`common::metrics::line`).
+pub use common::metrics::line::FieldValue;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {

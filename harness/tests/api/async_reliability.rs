@@ -4,7 +4,7 @@
 
 use crate::helpers::{drained_report, spawn_suite_with, TestSuite};
 use crate::private_servers::TcpProxy;
-use crate::shopper::{Api, Outcome};
+use crate::shopper::{spawn_checkouts, Api, Outcome};
 use common::events::{Event, PaymentSucceeded, ReservationBound, ReservationRequested};
 use common::messaging::{Broker, BrokerOptions};
 use common::Mode;
@@ -205,18 +205,8 @@ async fn killing_a_payment_and_an_inventory_replica_mid_sale_loses_no_order() {
     .await;
     let api = Api::new(t.suite.base_url());
     let product = t.suite.products()[0].id.to_string();
-    let shoppers = futures::future::join_all((1..=200).map(|k| {
-        let api = api.clone();
-        async move { api.shopper(k).await }
-    }))
-    .await;
-    let checkouts: Vec<_> = shoppers
-        .into_iter()
-        .map(|s| {
-            let product = product.clone();
-            tokio::spawn(async move { s.checkout(&product).await })
-        })
-        .collect();
+    let shoppers = api.shoppers(200).await;
+    let checkouts = spawn_checkouts(shoppers, &product);
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     t.suite

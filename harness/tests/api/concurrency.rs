@@ -22,11 +22,7 @@ async fn two_hundred_shoppers_for_fifty_units_confirm_exactly_fifty(mode: Mode) 
     .await;
     let api = Api::new(t.suite.base_url());
     let product = t.suite.products()[0].id.to_string();
-    let shoppers = futures::future::join_all((1..=200).map(|k| {
-        let api = api.clone();
-        async move { api.shopper(k).await }
-    }))
-    .await;
+    let shoppers = api.shoppers(200).await;
 
     let outcomes = futures::future::join_all(shoppers.iter().map(|s| s.checkout(&product))).await;
 

@@ -60,6 +60,11 @@ impl Api {
         .await
     }
 
+    /// `user1..user<n>`, logged in concurrently.
+    pub async fn shoppers(&self, n: usize) -> Vec<Shopper> {
+        futures::future::join_all((1..=n).map(|k| self.shopper(k))).await
+    }
+
     /// Log `user<k>` in with the seeded password.
     pub async fn shopper(&self, k: usize) -> Shopper {
         let (status, body, _) = self.login(&format!("user{k}"), "flashsale").await;
@@ -70,6 +75,21 @@ impl Api {
             user_id: body["user_id"].as_str().expect("user_id").to_string(),
         }
     }
+}
+
+/// Every shopper checks out one unit of `product`, each on a task of its own, so the sale
+/// goes on while the test kills or stops replicas.
+pub fn spawn_checkouts(
+    shoppers: Vec<Shopper>,
+    product: &str,
+) -> Vec<tokio::task::JoinHandle<Outcome>> {
+    shoppers
+        .into_iter()
+        .map(|s| {
+            let product = product.to_string();
+            tokio::spawn(async move { s.checkout(&product).await })
+        })
+        .collect()
 }
 
 #[derive(Clone)]

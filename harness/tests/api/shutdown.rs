@@ -5,7 +5,7 @@
 //! connection closing under it.
 
 use crate::helpers::{drained_report, spawn_suite_with};
-use crate::shopper::{Api, Outcome};
+use crate::shopper::{spawn_checkouts, Api, Outcome};
 use common::Mode;
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
@@ -24,18 +24,8 @@ async fn sigterm_mid_sale_drains_and_loses_nothing(mode: Mode) {
     .await;
     let api = Api::new(t.suite.base_url());
     let product = t.suite.products()[0].id.to_string();
-    let shoppers = futures::future::join_all((1..=100).map(|k| {
-        let api = api.clone();
-        async move { api.shopper(k).await }
-    }))
-    .await;
-    let checkouts: Vec<_> = shoppers
-        .into_iter()
-        .map(|s| {
-            let product = product.clone();
-            tokio::spawn(async move { s.checkout(&product).await })
-        })
-        .collect();
+    let shoppers = api.shoppers(100).await;
+    let checkouts = spawn_checkouts(shoppers, &product);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut exits = Vec::new();

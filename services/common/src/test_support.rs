@@ -7,13 +7,10 @@
 //! `test-support`, so no service binary contains it. It panics (with a message) instead of
 //! answering errors, as test helpers do.
 
-use crate::events::{Event, SUBSCRIPTIONS};
-use crate::messaging::{dead_letter_queue, events_exchange, queue_name};
+use crate::events::Event;
+use crate::messaging::{dead_letter_queue, events_exchange};
 use crate::metrics::queue::passive_depth;
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::Value;
@@ -336,20 +333,6 @@ pub async fn delete_topology(prefix: &str) {
     let Ok(channel) = connection.create_channel().await else {
         return;
     };
-    for (service, _) in SUBSCRIPTIONS {
-        for queue in [
-            queue_name(prefix, service),
-            dead_letter_queue(prefix, service),
-        ] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-    }
-    for exchange in [events_exchange(prefix), format!("{prefix}.dlx")] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+    crate::messaging::delete_topology(&channel, prefix).await;
     let _ = connection.close(200, "bye".into()).await;
 }

@@ -18,7 +18,9 @@ mod topology;
 
 pub use broker::{Broker, BrokerOptions, Outgoing};
 pub use consumer::{HandleError, Handler, Incoming};
-pub use topology::{dead_letter_queue, declare_topology, events_exchange, queue_name};
+pub use topology::{
+    dead_letter_queue, declare_topology, delete_topology, events_exchange, queue_name,
+};
 
 use crate::config::CommonConfig;
 use crate::web::Readiness;

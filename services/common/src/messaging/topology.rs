@@ -1,7 +1,10 @@
 //! Exchanges, queues and bindings, declared identically by every service.
 
 use crate::events::SUBSCRIPTIONS;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
@@ -124,4 +127,25 @@ pub async fn declare_topology(
             .await?;
     }
     Ok(())
+}
+
+/// Delete every queue (and dead-letter queue) and both exchanges of `prefix`: a suite's
+/// fresh start, a test's teardown. What is not there is skipped; failures are ignored, as
+/// there is nothing left to clean up once the broker is away.
+pub async fn delete_topology(channel: &Channel, prefix: &str) {
+    for (service, _) in SUBSCRIPTIONS {
+        for queue in [
+            queue_name(prefix, service),
+            dead_letter_queue(prefix, service),
+        ] {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    for exchange in [events_exchange(prefix), dead_letter_exchange(prefix)] {
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
 }
