@@ -5,6 +5,11 @@
 //! routes), and an `_in` form that runs inside the caller's transaction (the async handler,
 //! whose transaction also records the inbox row and the outbox event).
 //!
+//! A hold and a commit are one statement each: the functions `hold_stock` and `commit_holds`
+//! of `V3__hold_functions.sql` run the steps in PostgreSQL, in one round trip instead of six
+//! to eight (every hold and commit of a flash sale goes through here). A release, off the
+//! checkout path (expiry, decline), stays a sequence of statements.
+//!
 //! Lock order inside a hold: hold rows, then the user's row, then the hot stock rows last (in
 //! product order), so the hot row is locked only for the final statements and the commit.
 
@@ -44,29 +49,26 @@ async fn existing_state(
     Ok(row.and_then(|row| HoldState::parse(row.get(0))))
 }
 
-/// Hold every item of `req`, all or nothing, in one transaction of its own.
+/// `hold_stock` raises these when a concurrent hold took the stock or the user's last units
+/// between its checks and its writes; the statement's writes are rolled back with it.
+const RACED_SOLD_OUT: &str = "FS001";
+const RACED_LIMIT: &str = "FS002";
+
+/// Hold every item of `req`, all or nothing, in one statement (its own transaction).
 pub async fn hold(pool: &Pool, req: &HoldRequest) -> ApiResult<HoldOutcome> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcome = hold_in(&tx, req).await?;
-    if let HoldOutcome::Held(_) = outcome {
-        tx.commit().await?;
-    }
-    // Otherwise dropping the transaction rolls back the user count and the hold rows.
-    Ok(outcome)
+    let client = pool.get().await?;
+    run_hold(&client, req).await
 }
 
 /// Hold every item of `req` inside `tx`. On any outcome but [`HoldOutcome::Held`] the hold
-/// may have written part of its rows: the caller must roll `tx` back (run it in a savepoint
-/// when the transaction has to keep other work).
+/// may have failed part-way (a race lost to a concurrent hold aborts the statement): the
+/// caller must roll `tx` back (run it in a savepoint when the transaction has to keep other
+/// work).
 pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldOutcome> {
-    lock_reservation(tx, req.reservation_id).await?;
-    match existing_state(tx, req.reservation_id).await? {
-        Some(HoldState::Released) => return Ok(HoldOutcome::AlreadyReleased),
-        Some(state) => return Ok(HoldOutcome::Held(state)),
-        None => {}
-    }
+    run_hold(tx, req).await
+}
 
+async fn run_hold(client: &impl Prepared, req: &HoldRequest) -> ApiResult<HoldOutcome> {
     // One line per product, in product order (a fixed lock order rules out deadlocks).
     let mut items: Vec<(Uuid, i32)> = Vec::new();
     for item in &req.items {
@@ -76,58 +78,36 @@ pub async fn hold_in(tx: &Transaction<'_>, req: &HoldRequest) -> ApiResult<HoldO
         }
     }
     items.sort_by_key(|(p, _)| *p);
+    let (products, quantities): (Vec<Uuid>, Vec<i32>) = items.into_iter().unzip();
 
-    for (product_id, quantity) in &items {
-        let limit = tx
-            .query_opt_cached(
-                "SELECT per_user_limit FROM stock WHERE product_id = $1",
-                &[product_id],
-            )
-            .await?;
-        let Some(limit) = limit else {
-            return Ok(HoldOutcome::UnknownProduct(*product_id));
-        };
-        let limit: i32 = limit.get(0);
-        if limit > 0 && *quantity > limit {
-            return Ok(HoldOutcome::LimitReached);
-        }
-        // The guard in DO UPDATE makes the limit check and the increment one atomic step,
-        // even when the same user races itself from many connections.
-        let counted = tx
-            .query_opt_cached(
-                "INSERT INTO user_units (user_id, product_id, units) VALUES ($1, $2, $3)
-                 ON CONFLICT (user_id, product_id)
-                 DO UPDATE SET units = user_units.units + EXCLUDED.units
-                 WHERE $4 = 0 OR user_units.units + EXCLUDED.units <= $4
-                 RETURNING units",
-                &[&req.user_id, product_id, quantity, &limit],
-            )
-            .await?;
-        if counted.is_none() {
-            return Ok(HoldOutcome::LimitReached);
-        }
-        tx.execute_cached(
-            "INSERT INTO holds (reservation_id, product_id, user_id, quantity, state)
-             VALUES ($1, $2, $3, $4, 'HELD')",
-            &[&req.reservation_id, product_id, &req.user_id, quantity],
+    let row = client
+        .query_one_cached(
+            "SELECT outcome, product FROM hold_stock($1, $2, $3, $4)",
+            &[&req.reservation_id, &req.user_id, &products, &quantities],
         )
-        .await?;
-    }
-
-    for (product_id, quantity) in &items {
-        let taken = tx
-            .execute_cached(
-                "UPDATE stock SET available = available - $2, reserved = reserved + $2
-                 WHERE product_id = $1 AND available >= $2",
-                &[product_id, quantity],
-            )
-            .await?;
-        if taken == 0 {
-            // The caller rolls back the user count and the hold rows.
-            return Ok(HoldOutcome::SoldOut);
+        .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(e) => {
+            return match e.code().map(|c| c.code()) {
+                Some(RACED_SOLD_OUT) => Ok(HoldOutcome::SoldOut),
+                Some(RACED_LIMIT) => Ok(HoldOutcome::LimitReached),
+                _ => Err(e.into()),
+            }
         }
-    }
-    Ok(HoldOutcome::Held(HoldState::Held))
+    };
+    let outcome: &str = row.get(0);
+    Ok(match outcome {
+        "HELD" => HoldOutcome::Held(HoldState::Held),
+        "SOLD" => HoldOutcome::Held(HoldState::Sold),
+        "RELEASED" => HoldOutcome::AlreadyReleased,
+        "SOLD_OUT" => HoldOutcome::SoldOut,
+        "LIMIT_REACHED" => HoldOutcome::LimitReached,
+        "UNKNOWN_PRODUCT" => HoldOutcome::UnknownProduct(row.get(1)),
+        other => {
+            return Err(anyhow::anyhow!("hold_stock answered an unknown outcome {other:?}").into())
+        }
+    })
 }
 
 /// Outcome of a commit or a release.
@@ -141,42 +121,32 @@ pub enum Transition {
     Unknown,
 }
 
-/// HELD → SOLD for every hold of the reservation, in one transaction of its own.
+/// HELD → SOLD for every hold of the reservation, in one statement (its own transaction).
 pub async fn commit(pool: &Pool, reservation_id: Uuid) -> ApiResult<Transition> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let transition = commit_in(&tx, reservation_id).await?;
-    tx.commit().await?;
-    Ok(transition)
+    let client = pool.get().await?;
+    run_commit(&client, reservation_id).await
 }
 
 /// HELD → SOLD for every hold of the reservation, inside `tx`.
 pub async fn commit_in(tx: &Transaction<'_>, reservation_id: Uuid) -> ApiResult<Transition> {
-    lock_reservation(tx, reservation_id).await?;
-    match existing_state(tx, reservation_id).await? {
-        None => return Ok(Transition::Unknown),
-        Some(HoldState::Sold) => return Ok(Transition::Done),
-        Some(HoldState::Released) => return Ok(Transition::Conflict(HoldState::Released)),
-        Some(HoldState::Held) => {}
-    }
-    let rows = tx
-        .query_cached(
-            "UPDATE holds SET state = 'SOLD', updated_at = now()
-             WHERE reservation_id = $1 AND state = 'HELD'
-             RETURNING product_id, quantity",
-            &[&reservation_id],
-        )
+    run_commit(tx, reservation_id).await
+}
+
+async fn run_commit(client: &impl Prepared, reservation_id: Uuid) -> ApiResult<Transition> {
+    let row = client
+        .query_one_cached("SELECT commit_holds($1)", &[&reservation_id])
         .await?;
-    let mut lines: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    lines.sort_by_key(|(p, _)| *p);
-    for (product_id, quantity) in &lines {
-        tx.execute_cached(
-            "UPDATE stock SET reserved = reserved - $2, sold = sold + $2 WHERE product_id = $1",
-            &[product_id, quantity],
-        )
-        .await?;
-    }
-    Ok(Transition::Done)
+    let outcome: &str = row.get(0);
+    Ok(match outcome {
+        "DONE" => Transition::Done,
+        "RELEASED" => Transition::Conflict(HoldState::Released),
+        "UNKNOWN" => Transition::Unknown,
+        other => {
+            return Err(
+                anyhow::anyhow!("commit_holds answered an unknown outcome {other:?}").into(),
+            )
+        }
+    })
 }
 
 /// HELD → RELEASED for every hold of the reservation; the stock goes back on sale and the

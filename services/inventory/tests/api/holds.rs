@@ -213,3 +213,141 @@ async fn another_method_on_a_known_path_is_a_json_405() {
     assert_eq!(body["code"], "method_not_allowed");
     app.cleanup().await;
 }
+
+/// Waits until some other session of the test database is blocked on a row or a tuple lock.
+async fn until_a_session_waits_for_a_lock(app: &crate::helpers::TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting = app
+            .count(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await;
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold never waited for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Hold one unit of `product` for `user` while a rival transaction that ran `rival_sql`
+/// (with `$1` = the user, `$2` = the product) keeps its rows locked: the rival commits only
+/// once the hold, past its checks, waits for it.
+async fn hold_against_a_rival(
+    app: &crate::helpers::TestApp,
+    user: Uuid,
+    product: Uuid,
+    rival_sql: &str,
+) -> (u16, serde_json::Value) {
+    let mut rival = app.sql().await;
+    let tx = rival.transaction().await.expect("begin");
+    tx.execute(rival_sql, &[&user, &product])
+        .await
+        .expect("the rival's write");
+    let hold = app.hold(Uuid::new_v4(), user, product, 1);
+    let commit_rival = async {
+        until_a_session_waits_for_a_lock(app).await;
+        tx.commit().await.expect("commit");
+    };
+    let (answer, ()) = tokio::join!(hold, commit_rival);
+    answer
+}
+
+// hold_stock checks the stock before it writes anything; a concurrent hold that takes the
+// last units between that check and the guarded update must still win alone, and the loser's
+// user count and hold row must roll back with it.
+#[tokio::test]
+async fn a_hold_that_loses_the_last_unit_after_its_checks_is_sold_out_and_leaves_nothing() {
+    let app = spawn_app().await;
+    let product = app.product(1, 0).await;
+    // The rival takes the last unit: the hold still reads one available (the rival has not
+    // committed), writes its rows, then waits on the stock row.
+    let (status, body) = hold_against_a_rival(
+        &app,
+        Uuid::new_v4(),
+        product,
+        "UPDATE stock SET available = available - 1, reserved = reserved + 1
+         WHERE product_id = $2 AND $1::uuid IS NOT NULL",
+    )
+    .await;
+
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("sold_out")),
+        "{body}"
+    );
+    assert_eq!(app.level(product).await, (0, 1, 0));
+    let written = app
+        .count(
+            "SELECT (SELECT count(*) FROM holds) + (SELECT count(*) FROM user_units)",
+            &[],
+        )
+        .await;
+    assert_eq!(written, 0, "the losing hold's rows must roll back");
+    app.cleanup().await;
+}
+
+// The same for the per-user limit: a hold of the same user for another reservation counts the
+// last allowed unit between this hold's check and its guarded upsert.
+#[tokio::test]
+async fn a_hold_that_loses_the_users_last_unit_after_its_checks_is_limited_and_leaves_nothing() {
+    let app = spawn_app().await;
+    let product = app.product(10, 1).await;
+    let user = Uuid::new_v4();
+    let (status, body) = hold_against_a_rival(
+        &app,
+        user,
+        product,
+        "INSERT INTO user_units (user_id, product_id, units) VALUES ($1, $2, 1)",
+    )
+    .await;
+
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("limit_reached")),
+        "{body}"
+    );
+    assert_eq!(app.level(product).await, (10, 0, 0));
+    assert_eq!(app.count("SELECT count(*) FROM holds", &[]).await, 0);
+    let units = app
+        .count(
+            "SELECT units::bigint FROM user_units WHERE user_id = $1",
+            &[&user],
+        )
+        .await;
+    assert_eq!(units, 1, "only the rival's unit is counted");
+    app.cleanup().await;
+}
+
+// All or nothing across products: the second product is short, so the first is not held.
+#[tokio::test]
+async fn a_hold_of_two_products_takes_neither_when_one_is_short() {
+    let app = spawn_app().await;
+    let plenty = app.product(10, 0).await;
+    let short = app.product(1, 0).await;
+
+    let (status, body) = app
+        .post(
+            "/internal/inventory/holds",
+            json!({
+                "reservation_id": Uuid::new_v4(),
+                "user_id": Uuid::new_v4(),
+                "items": [
+                    {"product_id": plenty, "quantity": 2},
+                    {"product_id": short, "quantity": 2},
+                ],
+            }),
+        )
+        .await;
+
+    assert_eq!((status, body["code"].as_str()), (409, Some("sold_out")));
+    assert_eq!(app.level(plenty).await, (10, 0, 0));
+    assert_eq!(app.level(short).await, (1, 0, 0));
+    app.cleanup().await;
+}
