@@ -4,7 +4,7 @@
 //!
 //! | consumes               | does                                   | emits                          |
 //! | ---------------------- | -------------------------------------- | ------------------------------ |
-//! | `ReservationRequested` | the sync hold, in a savepoint          | `StockReserved`/`StockRejected` |
+//! | `ReservationRequested` | the hold, its event appended first     | `StockReserved`/`StockRejected` |
 //! | `ReservationExpired`   | release (tombstone if no hold yet)     | nothing                        |
 //! | `PaymentSucceeded`     | commit the holds                       | `StockCommitted`               |
 //! | `PaymentDeclined`      | release                                | nothing                        |
@@ -100,13 +100,13 @@ fn hold_request(event: ReservationRequested) -> Result<HoldRequest, HandleError>
 async fn handle(pool: &Pool, relay: &RelaySignal, incoming: &Incoming) -> Result<(), HandleError> {
     let command = command(incoming)?;
     let mut client = pool.get().await?;
-    let mut tx = client.transaction().await?;
+    let tx = client.transaction().await?;
     if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
         tx.commit().await?;
         return Ok(());
     }
     let appended = match command {
-        Command::Hold(req) => hold(&mut tx, &req).await?,
+        Command::Hold(req) => hold(&tx, &req).await?,
         Command::Commit {
             reservation_id,
             order_id,
@@ -122,30 +122,34 @@ async fn handle(pool: &Pool, relay: &RelaySignal, incoming: &Incoming) -> Result
     Ok(())
 }
 
-/// The sync hold inside a savepoint: a rejection rolls back the hold's own writes, while the
-/// inbox row and the `StockRejected` row commit with the transaction.
-async fn hold(tx: &mut Transaction<'_>, req: &HoldRequest) -> Result<bool, HandleError> {
-    let savepoint = tx.savepoint("hold").await?;
-    let reason = match stock::hold_in(&savepoint, req).await? {
-        HoldOutcome::Held(_) => {
-            savepoint.commit().await?;
-            // Also for a hold placed (or sold) before under another message id: the
-            // reservation service ignores a StockReserved it no longer waits for.
-            outbox::append(
-                tx,
-                &StockReserved {
-                    reservation_id: req.reservation_id,
-                },
-            )
-            .await?;
-            return Ok(true);
-        }
+/// The savepoint a step's event and its stock change share (see [`hold`]).
+const STEP: &str = "SAVEPOINT stock_step";
+const UNDO_STEP: &str = "ROLLBACK TO SAVEPOINT stock_step";
+
+/// The sync hold, with the hot stock rows still last before the commit: the event a hold
+/// causes is appended first, inside a savepoint, and the hold runs after it. Held: the
+/// transaction commits at once, so a stock row is locked for the commit only. Rejected
+/// (before any write, or by a concurrent hold that aborted the statement): back to the
+/// savepoint, and the inbox row commits with `StockRejected` instead.
+async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<bool, HandleError> {
+    tx.batch_execute(STEP).await?;
+    // Also for a hold placed (or sold) before under another message id: the reservation
+    // service ignores a StockReserved it no longer waits for.
+    outbox::append(
+        tx,
+        &StockReserved {
+            reservation_id: req.reservation_id,
+        },
+    )
+    .await?;
+    let reason = match stock::hold_in(tx, req).await? {
+        HoldOutcome::Held(_) => return Ok(true),
         HoldOutcome::SoldOut => "sold_out",
         HoldOutcome::LimitReached => "limit_reached",
         HoldOutcome::UnknownProduct(_) => "unknown_product",
         HoldOutcome::AlreadyReleased => "hold_released",
     };
-    savepoint.rollback().await?;
+    tx.batch_execute(UNDO_STEP).await?;
     outbox::append(
         tx,
         &StockRejected {
@@ -157,37 +161,37 @@ async fn hold(tx: &mut Transaction<'_>, req: &HoldRequest) -> Result<bool, Handl
     Ok(true)
 }
 
-/// A paid reservation's holds become SOLD. Holds found RELEASED (or missing) mean stock was
-/// given back under a bound reservation: that must never be papered over by a commit, so it
-/// is logged for an operator and acked without an event.
+/// A paid reservation's holds become SOLD, `StockCommitted` appended first as in [`hold`].
+/// Holds found RELEASED (or missing) mean stock was given back under a bound reservation:
+/// that must never be papered over by a commit, so it is logged for an operator and acked
+/// without an event.
 async fn commit(
     tx: &Transaction<'_>,
     reservation_id: Uuid,
     order_id: Uuid,
 ) -> Result<bool, HandleError> {
+    tx.batch_execute(STEP).await?;
+    outbox::append(
+        tx,
+        &StockCommitted {
+            reservation_id,
+            order_id,
+        },
+    )
+    .await?;
     match stock::commit_in(tx, reservation_id).await? {
-        Transition::Done => {
-            outbox::append(
-                tx,
-                &StockCommitted {
-                    reservation_id,
-                    order_id,
-                },
-            )
-            .await?;
-            Ok(true)
-        }
+        Transition::Done => return Ok(true),
         Transition::Conflict(state) => {
             tracing::error!(%reservation_id, %order_id, state = state.as_str(),
                 "payment succeeded but the holds are no longer HELD: not committed");
-            Ok(false)
         }
         Transition::Unknown => {
             tracing::error!(%reservation_id, %order_id,
                 "payment succeeded for a reservation with no holds: nothing to commit");
-            Ok(false)
         }
     }
+    tx.batch_execute(UNDO_STEP).await?;
+    Ok(false)
 }
 
 /// Expired or declined: the stock goes back on sale (a tombstone if no hold arrived yet).
