@@ -15,6 +15,8 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
+# The build settings (jemalloc's options) before the dependencies are compiled with them.
+COPY .cargo .cargo
 RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked --bins \
