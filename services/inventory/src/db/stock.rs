@@ -36,17 +36,9 @@ async fn existing_state(
     reservation_id: Uuid,
 ) -> ApiResult<Option<HoldState>> {
     let row = tx
-        .query_opt_cached(
-            "SELECT state FROM (
-                 SELECT state, 0 AS rank FROM holds WHERE reservation_id = $1
-                 UNION ALL
-                 SELECT 'RELEASED', 1 FROM released_reservations WHERE reservation_id = $1
-             ) AS known
-             ORDER BY rank LIMIT 1",
-            &[&reservation_id],
-        )
+        .query_one_cached("SELECT hold_state($1)", &[&reservation_id])
         .await?;
-    Ok(row.and_then(|row| HoldState::parse(row.get(0))))
+    Ok(row.get::<_, Option<&str>>(0).and_then(HoldState::parse))
 }
 
 /// `hold_stock` raises these when a concurrent hold took the stock or the user's last units
