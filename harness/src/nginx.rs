@@ -26,6 +26,7 @@ pub struct Upstream {
 struct TemplateContext<'a> {
     mode: &'static str,
     port: u16,
+    suite: &'a str,
     prefix: String,
     upstreams: &'a [Upstream],
     user: Option<&'static str>,
@@ -37,6 +38,9 @@ pub struct NginxConfig {
     pub mode: Mode,
     /// The port nginx listens on (127.0.0.1).
     pub port: u16,
+    /// Which suite this nginx belongs to: `/nginx-health` answers it, so that a start-up
+    /// never mistakes another suite's nginx on the same port for its own.
+    pub suite: String,
     /// nginx's prefix folder, `<run_dir>/nginx`, absolute.
     pub prefix: PathBuf,
     pub upstreams: Vec<Upstream>,
@@ -67,6 +71,7 @@ impl NginxConfig {
         let context = TemplateContext {
             mode: self.mode.as_str(),
             port: self.port,
+            suite: &self.suite,
             prefix: self.prefix.to_string_lossy().into_owned(),
             upstreams: &self.upstreams,
             user,
@@ -143,6 +148,7 @@ mod tests {
         NginxConfig {
             mode,
             port: 18080,
+            suite: "t_0123abcd".into(),
             prefix: PathBuf::from("/tmp/run/nginx"),
             upstreams: SERVICES
                 .iter()
@@ -178,6 +184,7 @@ mod tests {
             }
         }
         assert!(conf.contains("listen 127.0.0.1:18080"));
+        assert!(conf.contains(r#"return 200 '{"status":"ok","suite":"t_0123abcd"}';"#));
         assert!(conf.contains("daemon off;"));
         assert!(conf.contains("pid /tmp/run/nginx/nginx.pid;"));
     }

@@ -321,6 +321,7 @@ impl Suite {
         NginxConfig {
             mode: self.state.mode,
             port: self.state.port,
+            suite: self.state.db_prefix.clone(),
             prefix: self.state.run_dir.join("nginx"),
             upstreams: SERVICES
                 .iter()
@@ -373,9 +374,7 @@ impl Suite {
                     }
                 }
             }
-            let nginx_ready = self
-                .probe(&format!("{}/nginx-health", self.state.base_url))
-                .await;
+            let nginx_ready = self.probe_nginx().await;
             if let Some(n) = &self.state.nginx {
                 if let Some(status) = self
                     .children
@@ -421,6 +420,34 @@ impl Suite {
     }
 
     /// GET `url`: Ok on 200, else what came back.
+    /// `/nginx-health` answered by this suite's nginx: another suite's nginx that holds the
+    /// port (its own start-up won the race for it) answers too, with its own name.
+    async fn probe_nginx(&self) -> Result<(), String> {
+        let url = format!("{}/nginx-health", self.state.base_url);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        let suite = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("suite")?.as_str().map(str::to_string));
+        match suite {
+            Some(suite) if status.is_success() && suite == self.state.db_prefix => Ok(()),
+            Some(other) if status.is_success() => Err(format!(
+                "port {} is served by another suite's nginx ({other})",
+                self.state.port
+            )),
+            _ => Err(format!(
+                "{status} {}",
+                body.chars().take(300).collect::<String>()
+            )),
+        }
+    }
+
     async fn probe(&self, url: &str) -> Result<(), String> {
         match self.http.get(url).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
@@ -661,11 +688,7 @@ impl Suite {
         }
         if let Some(n) = &self.state.nginx {
             let alive = process::is_ours(n.pid, &n.exe);
-            let ready = alive
-                && self
-                    .probe(&format!("{}/nginx-health", self.state.base_url))
-                    .await
-                    .is_ok();
+            let ready = alive && self.probe_nginx().await.is_ok();
             out.push(ProcessStatus {
                 instance: "nginx".into(),
                 pid: n.pid,

@@ -1,6 +1,6 @@
 use harness::{HashParams, Suite, SuiteOptions};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use tempfile::TempDir;
 
 /// A suite started for one test, with the folder it runs in. Dropped without
@@ -178,12 +178,51 @@ pub fn unique_prefix() -> String {
     format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-/// A port nothing listens on right now.
+/// A port for a suite's nginx that no other test process is given, and that nothing takes in
+/// between: it lies outside the kernel's ephemeral range (where replicas binding port 0 and
+/// every outgoing connection draw theirs), and a lock file held until this process exits
+/// keeps it from the test binaries running in parallel. (A port picked by binding port 0 and
+/// released again was, now and then, bound by another suite first.)
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let (band_start, band_end) = port_band();
+    let dir = std::env::temp_dir().join("flashsale-test-ports");
+    std::fs::create_dir_all(&dir).expect("the port lock folder");
+    let span = u32::from(band_end - band_start);
+    let offset = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u32;
+    for step in 0..span {
+        let port = band_start + ((offset + step) % span) as u16;
+        let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        if file.try_lock().is_err() {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+            return port;
+        }
+    }
+    panic!("no free port in {band_start}..{band_end}");
+}
+
+/// Ports below the kernel's ephemeral range (`ip_local_port_range`), or above it when it
+/// starts too low.
+fn port_band() -> (u16, u16) {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (low, high) = (
+        bounds.next().unwrap_or(32768),
+        bounds.next().unwrap_or(60999),
+    );
+    if low >= 12_000 {
+        (10_000, low)
+    } else {
+        (high.saturating_add(1).max(10_000), u16::MAX)
+    }
 }
 
 pub fn http() -> reqwest::Client {

@@ -32,6 +32,11 @@ async fn nginx_answers_json_404_for_an_unknown_path_and_json_413_for_a_large_bod
         .await
         .expect("health");
     assert_eq!(r.status(), 200);
+    // It names its suite, so a start-up never takes another suite's nginx for its own.
+    assert_eq!(
+        json_body(r).await["suite"],
+        t.suite.state().db_prefix.as_str()
+    );
 
     t.teardown().await;
 }
