@@ -25,6 +25,7 @@ async fn publisher(t: &TestSuite) -> (Broker, CancellationToken) {
             instance: "test-publisher".into(),
             prefetch: 1,
             delivery_limit: 8,
+            frame_max: 8192,
         },
         None,
         cancel.clone(),

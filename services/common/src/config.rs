@@ -104,6 +104,11 @@ pub struct CommonConfig {
     /// `AMQP_PREFETCH`: unacked messages a replica may hold, and handlers run at once. Default 32.
     #[serde(default = "defaults::amqp_prefetch")]
     pub amqp_prefetch: u16,
+    /// `AMQP_FRAME_MAX`: the largest AMQP frame this replica asks for, in bytes (an `AMQP_URL`
+    /// with `?frame_max=` wins). lapin keeps two ring buffers of 32 frames per connection, so
+    /// RabbitMQ's 128 KiB default costs 8 MiB per replica; events are under 1 KiB. Default 8192.
+    #[serde(default = "defaults::amqp_frame_max")]
+    pub amqp_frame_max: u32,
     /// `AMQP_DELIVERY_LIMIT`: deliveries before a message is dead-lettered. Default 8.
     #[serde(default = "defaults::amqp_delivery_limit")]
     pub amqp_delivery_limit: u32,
@@ -208,6 +213,9 @@ mod defaults {
     }
     pub fn amqp_prefetch() -> u16 {
         32
+    }
+    pub fn amqp_frame_max() -> u32 {
+        8192
     }
     pub fn amqp_delivery_limit() -> u32 {
         8

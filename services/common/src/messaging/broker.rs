@@ -7,6 +7,7 @@ use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct BrokerOptions {
     pub prefetch: u16,
     /// Deliveries of one message before it is dead-lettered.
     pub delivery_limit: u32,
+    /// The frame size asked for when `url` names none (see `AMQP_FRAME_MAX`).
+    pub frame_max: u32,
 }
 
 struct Inner {
@@ -207,9 +210,15 @@ impl Broker {
         let opts = &self.inner.opts;
         let properties =
             ConnectionProperties::default().with_connection_name(opts.instance.as_str().into());
+        let mut uri: AMQPUri = opts
+            .url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("AMQP_URL is not an AMQP URL: {e}"))?;
+        // lapin's two ring buffers hold 32 frames each: the frame size is its memory.
+        uri.query.frame_max.get_or_insert(opts.frame_max);
         let connection = tokio::time::timeout(
             Duration::from_secs(5),
-            Connection::connect(&opts.url, properties),
+            Connection::connect_uri(uri, properties),
         )
         .await
         .context("connecting to RabbitMQ timed out")?

@@ -77,6 +77,7 @@ impl AsyncRuntime {
                 instance: config.instance_name(service),
                 prefetch: config.amqp_prefetch,
                 delivery_limit: config.amqp_delivery_limit,
+                frame_max: config.amqp_frame_max,
             },
             handler,
             cancel.clone(),

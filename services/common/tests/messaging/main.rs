@@ -23,6 +23,7 @@ fn options(prefix: &str, service: &'static str) -> BrokerOptions {
         instance: format!("{service}-test"),
         prefetch: 8,
         delivery_limit: 3,
+        frame_max: 8192,
     }
 }
 
@@ -157,6 +158,77 @@ async fn a_published_event_reaches_the_consuming_service_once_and_is_acked() {
         1,
         "acked, not redelivered"
     );
+    cancel.cancel();
+    let _ = tokio::join!(consumer_task, publisher_task);
+    assert_eq!(message_count(&queue_name(&prefix, "payment")).await, 0);
+    cleanup(&prefix).await;
+}
+
+/// The frame size a connection negotiated, as RabbitMQ reports it; the connection is found
+/// by the unique name it gave in its client properties.
+fn negotiated_frame_max(connection_name: &str) -> Option<u32> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "frame_max", "client_properties"])
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quoted = format!("\"{connection_name}\"");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|line| line.contains(&quoted))?
+        .split('\t')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn a_small_frame_size_is_negotiated_and_still_carries_events_many_frames_long() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let small = |service| BrokerOptions {
+        // AMQP's smallest frame: a 40 KiB event below takes ten.
+        frame_max: 4096,
+        instance: format!("{prefix}-{service}"),
+        ..options(&prefix, service)
+    };
+    let (consumer, consumer_task) = Broker::start(
+        small("payment"),
+        Some(recording_handler(seen.clone(), None)),
+        cancel.clone(),
+    );
+    let (publisher, publisher_task) = Broker::start(small("order"), None, cancel.clone());
+    wait_connected(&publisher).await;
+    wait_connected(&consumer).await;
+    assert_eq!(
+        negotiated_frame_max(&format!("{prefix}-payment")),
+        Some(4096)
+    );
+    assert_eq!(negotiated_frame_max(&format!("{prefix}-order")), Some(4096));
+
+    let mut payload = serde_json::to_value(bound()).expect("json");
+    payload["note"] = "x".repeat(40 * 1024).into();
+    let payload = serde_json::to_vec(&payload).expect("json");
+    publisher
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            payload.clone(),
+        )])
+        .await
+        .expect("publish confirmed");
+
+    assert!(
+        until(|| seen.lock().expect("lock").len() == 1).await,
+        "delivered"
+    );
+    assert_eq!(seen.lock().expect("lock")[0].payload, payload, "intact");
     cancel.cancel();
     let _ = tokio::join!(consumer_task, publisher_task);
     assert_eq!(message_count(&queue_name(&prefix, "payment")).await, 0);
