@@ -17,19 +17,20 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Resume every PENDING order untouched for `after`; answers how many were resumed.
+/// Claim up to 50 PENDING orders untouched for `$1` seconds (touching them, so that no other
+/// replica resumes them at the same time). `orders_pending_idx` serves its scan.
+pub const CLAIM_STALE_SQL: &str = "UPDATE orders SET updated_at = now()
+     WHERE id IN (SELECT id FROM orders
+                  WHERE status = 'PENDING'
+                    AND updated_at < now() - make_interval(secs => $1)
+                  ORDER BY updated_at LIMIT 50
+                  FOR UPDATE SKIP LOCKED)
+     RETURNING id, reservation_id, user_id";
+
 pub async fn reconcile_once(pool: &Pool, peers: &Peers, after: Duration) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     let rows = client
-        .query_cached(
-            "UPDATE orders SET updated_at = now()
-             WHERE id IN (SELECT id FROM orders
-                          WHERE status = 'PENDING'
-                            AND updated_at < now() - make_interval(secs => $1)
-                          ORDER BY updated_at LIMIT 50
-                          FOR UPDATE SKIP LOCKED)
-             RETURNING id, reservation_id, user_id",
-            &[&after.as_secs_f64()],
-        )
+        .query_cached(CLAIM_STALE_SQL, &[&after.as_secs_f64()])
         .await?;
     drop(client);
     for row in &rows {

@@ -2,7 +2,9 @@
 //! (its HTTP read, then the order and `OrderPlaced`), the round trip through the reservation's
 //! consumer, the reconciler that must not run, and the broker as a dependency of `/readyz`.
 
-use crate::helpers::{spawn_app_with, spawn_async_app_with, spawn_async_app_with_reservation};
+use crate::helpers::{
+    spawn_app, spawn_app_with, spawn_async_app_with, spawn_async_app_with_reservation,
+};
 use crate::helpers::{ReservationRow, TestApp};
 use common::events::{Event, OrderPlaced, ReservationBound, StockCommitted};
 use common::test_support::Bus;
@@ -238,6 +240,29 @@ async fn the_reconciler_claims_stale_pending_orders_in_sync_mode() {
             .await,
         0
     );
+}
+
+#[tokio::test]
+async fn the_reconciler_reads_only_pending_orders_through_their_index() {
+    let app = spawn_app().await;
+    let db = app.db().await;
+    // Whatever the table's size, the plan may not scan every order ever placed.
+    db.batch_execute("SET enable_seqscan = off")
+        .await
+        .expect("no sequential scans");
+    let plan: Vec<String> = db
+        .query(
+            &format!("EXPLAIN {}", order::domain::reconcile::CLAIM_STALE_SQL),
+            &[&30.0f64],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("orders_pending_idx"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
 }
 
 #[tokio::test]
