@@ -46,6 +46,17 @@ pub struct Broker {
     inner: Arc<Inner>,
 }
 
+/// `url` parsed, asking for `frame_max`-byte frames unless it names a size itself. lapin keeps
+/// a receive and a send ring buffer of 32 frames per connection, so the frame size is the
+/// connection's memory: 8 MiB at RabbitMQ's 128 KiB default.
+pub fn amqp_uri(url: &str, frame_max: u32) -> Result<AMQPUri, String> {
+    let mut uri: AMQPUri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not an AMQP URL: {e}"))?;
+    uri.query.frame_max.get_or_insert(frame_max);
+    Ok(uri)
+}
+
 /// One message to publish: event name, message id, JSON payload.
 pub type Outgoing = (String, Uuid, Vec<u8>);
 
@@ -210,12 +221,7 @@ impl Broker {
         let opts = &self.inner.opts;
         let properties =
             ConnectionProperties::default().with_connection_name(opts.instance.as_str().into());
-        let mut uri: AMQPUri = opts
-            .url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("AMQP_URL is not an AMQP URL: {e}"))?;
-        // lapin's two ring buffers hold 32 frames each: the frame size is its memory.
-        uri.query.frame_max.get_or_insert(opts.frame_max);
+        let uri = amqp_uri(&opts.url, opts.frame_max).map_err(anyhow::Error::msg)?;
         let connection = tokio::time::timeout(
             Duration::from_secs(5),
             Connection::connect_uri(uri, properties),

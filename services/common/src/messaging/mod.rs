@@ -16,7 +16,7 @@ mod consumer;
 pub mod outbox;
 mod topology;
 
-pub use broker::{Broker, BrokerOptions, Outgoing};
+pub use broker::{amqp_uri, Broker, BrokerOptions, Outgoing};
 pub use consumer::{HandleError, Handler, Incoming};
 pub use topology::{
     dead_letter_queue, declare_topology, delete_topology, events_exchange, queue_name,

@@ -205,7 +205,11 @@ impl QueueSampler {
         {
             let properties =
                 ConnectionProperties::default().with_connection_name("flashsale-metrics".into());
-            let connect = Connection::connect(&self.amqp_url, properties);
+            // Passive declares only: the smallest frames AMQP allows keep its buffers small.
+            let uri = crate::messaging::amqp_uri(&self.amqp_url, 4096).map_err(|e| {
+                lapin::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            })?;
+            let connect = Connection::connect_uri(uri, properties);
             self.connection = Some(
                 tokio::time::timeout(Duration::from_secs(5), connect)
                     .await

@@ -164,6 +164,18 @@ async fn a_published_event_reaches_the_consuming_service_once_and_is_acked() {
     cleanup(&prefix).await;
 }
 
+#[test]
+fn the_frame_size_asked_for_is_the_default_unless_the_url_names_one() {
+    let uri = common::messaging::amqp_uri(AMQP, 8192).expect("parse");
+    assert_eq!(uri.query.frame_max, Some(8192));
+    assert_eq!(uri.vhost, "/");
+    let named =
+        common::messaging::amqp_uri(&format!("{AMQP}?frame_max=65536"), 8192).expect("parse");
+    assert_eq!(named.query.frame_max, Some(65536));
+    let err = common::messaging::amqp_uri("http://nope", 8192).expect_err("not AMQP");
+    assert!(err.contains("is not an AMQP URL"), "{err}");
+}
+
 /// The frame size a connection negotiated, as RabbitMQ reports it; the connection is found
 /// by the unique name it gave in its client properties.
 fn negotiated_frame_max(connection_name: &str) -> Option<u32> {
