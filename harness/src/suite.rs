@@ -419,7 +419,6 @@ impl Suite {
         }
     }
 
-    /// GET `url`: Ok on 200, else what came back.
     /// `/nginx-health` answered by this suite's nginx: another suite's nginx that holds the
     /// port (its own start-up won the race for it) answers too, with its own name.
     async fn probe_nginx(&self) -> Result<(), String> {
@@ -448,6 +447,7 @@ impl Suite {
         }
     }
 
+    /// GET `url`: Ok on 200, else what came back.
     async fn probe(&self, url: &str) -> Result<(), String> {
         match self.http.get(url).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
