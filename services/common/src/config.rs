@@ -105,8 +105,8 @@ pub struct CommonConfig {
     #[serde(default = "defaults::amqp_prefetch")]
     pub amqp_prefetch: u16,
     /// `AMQP_FRAME_MAX`: the largest AMQP frame this replica asks for, in bytes (an `AMQP_URL`
-    /// with `?frame_max=` wins). lapin keeps two ring buffers of 32 frames per connection, so
-    /// RabbitMQ's 128 KiB default costs 8 MiB per replica; events are under 1 KiB. Default 8192.
+    /// with `?frame_max=` wins); see `messaging::amqp_uri` for why it is memory. Default 8192,
+    /// lapin's own floor: a smaller size shrinks the frames on the wire, not its buffers.
     #[serde(default = "defaults::amqp_frame_max")]
     pub amqp_frame_max: u32,
     /// `AMQP_DELIVERY_LIMIT`: deliveries before a message is dead-lettered. Default 8.

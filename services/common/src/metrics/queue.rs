@@ -205,8 +205,9 @@ impl QueueSampler {
         {
             let properties =
                 ConnectionProperties::default().with_connection_name("flashsale-metrics".into());
-            // Passive declares only: the smallest frames AMQP allows keep its buffers small.
-            let uri = crate::messaging::amqp_uri(&self.amqp_url, 4096).map_err(|e| {
+            // Passive declares only: lapin's smallest frame, below which it never buffers.
+            let smallest = lapin::protocol::constants::FRAME_MIN_SIZE;
+            let uri = crate::messaging::amqp_uri(&self.amqp_url, smallest).map_err(|e| {
                 lapin::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
             })?;
             let connect = Connection::connect_uri(uri, properties);
