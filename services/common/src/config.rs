@@ -136,6 +136,11 @@ pub struct CommonConfig {
     /// `SHUTDOWN_GRACE_SECS`: how long SIGTERM waits for in-flight work. Default 10.
     #[serde(default = "defaults::shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// `STATUS_WAIT_MAX_SECS`: the longest `Prefer: wait=N` a status URL honours (see
+    /// `changes`). Default 10: under nginx's 30 s read timeout, and short enough that a
+    /// client whose connection died is forgotten soon.
+    #[serde(default = "defaults::status_wait_max_secs")]
+    pub status_wait_max_secs: u64,
 }
 
 impl CommonConfig {
@@ -237,6 +242,9 @@ mod defaults {
     }
     pub fn upstream_timeout_ms() -> u64 {
         5000
+    }
+    pub fn status_wait_max_secs() -> u64 {
+        10
     }
     pub fn body_limit_bytes() -> usize {
         16 * 1024

@@ -2,7 +2,7 @@
 //!
 //! It owns what every service must do the same way, so that a reader who knows one service
 //! knows them all: configuration ([`config`]), the JSON error contract ([`error`]), database and
-//! Redis pools with migrations ([`db`], [`cache`]), bearer tokens and the internal key
+//! Redis pools with migrations ([`db`], [`cache`]), long-polled status URLs ([`changes`]), bearer tokens and the internal key
 //! ([`auth`]), validated domain values ([`domain`]), the service-to-service HTTP client
 //! ([`client`]), and the serving skeleton with health checks and graceful shutdown ([`web`],
 //! [`shutdown`], [`telemetry`]). With the feature `test-support`, for the services' tests only,
@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod changes;
 pub mod client;
 pub mod config;
 pub mod db;

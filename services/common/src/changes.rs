@@ -1,0 +1,372 @@
+//! Long-polled status URLs: a replica's waiters for status changes made by any replica.
+//!
+//! In async mode a shopper learns a reservation's or an order's outcome from its status URL.
+//! A client that sends `Prefer: wait=N` (RFC 7240) is answered as soon as the status leaves
+//! PENDING, or after N seconds with the status as it is then, instead of polling again and
+//! again. The replica that changes a status publishes the row's id on the service's Redis
+//! channel once its transaction has committed ([`Changes::publish`]); every replica of the
+//! service listens on that channel and wakes its waiters for that id.
+//!
+//! Nothing depends on a notification arriving: a waiter re-reads the database whenever it is
+//! woken and when its wait runs out, so a lost message (Redis away, a reconnect) only makes
+//! that one answer arrive at the end of its wait, with the status the database holds.
+
+use crate::cache::RedisPool;
+use crate::ApiResult;
+use crate::CommonConfig;
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The `Prefer` preference this module honours, and the `Preference-Applied` it answers with.
+pub const PREFER_WAIT: &str = "wait";
+
+/// The longest a PUBLISH may take before it is given up (its waiters then answer at the end
+/// of their wait).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Redis connections a replica publishes on. They are multiplexed (commands pipeline on one
+/// connection) and a PUBLISH is a fraction of a millisecond, so a few serve every consumer;
+/// each connection costs a driver task and its buffers in every replica.
+const PUBLISH_CONNECTIONS: usize = 2;
+
+/// The waiters of one replica, and the channel its service's changes are published on.
+#[derive(Clone)]
+pub struct Changes {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    channel: String,
+    redis: RedisPool,
+    max_wait: Duration,
+    /// One sender per id somebody waits for; every waiter holds a receiver of it.
+    waiters: Mutex<HashMap<Uuid, watch::Sender<()>>>,
+    /// Cancelled at shutdown: every wait ends at once, with the status as it is.
+    cancel: CancellationToken,
+}
+
+impl Changes {
+    /// `service`'s changes on the suite's Redis (`{redis_prefix}:changes:{service}`); a wait
+    /// asked for is cut to `max_wait`.
+    pub fn new(
+        redis: RedisPool,
+        redis_prefix: &str,
+        service: &str,
+        max_wait: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                channel: format!("{redis_prefix}:changes:{service}"),
+                redis,
+                max_wait,
+                waiters: Mutex::new(HashMap::new()),
+                cancel,
+            }),
+        }
+    }
+
+    /// `service`'s changes as `config` says, with the listener already running until `cancel`.
+    pub fn start(
+        config: &CommonConfig,
+        service: &str,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<(Self, JoinHandle<()>)> {
+        let redis = crate::cache::pool(&config.redis_url, PUBLISH_CONNECTIONS)?;
+        let changes = Self::new(
+            redis,
+            &config.redis_prefix,
+            service,
+            Duration::from_secs(config.status_wait_max_secs),
+            cancel.clone(),
+        );
+        let listener = changes.spawn_listener(&config.redis_url, cancel);
+        Ok((changes, listener))
+    }
+
+    pub fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+
+    /// Tell every replica that `id`'s status changed. Call it after the change committed.
+    /// It returns at once: the PUBLISH runs on its own task, bounded by [`PUBLISH_TIMEOUT`],
+    /// so a slow or hung Redis never holds up the consumer that made the change. Best effort:
+    /// a failure is logged, and the waiters find the change when their wait ends.
+    pub fn publish(&self, id: Uuid) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+                let mut conn = inner.redis.get().await?;
+                let _: i64 = deadpool_redis::redis::cmd("PUBLISH")
+                    .arg(&inner.channel)
+                    .arg(id.to_string())
+                    .query_async(&mut conn)
+                    .await?;
+                anyhow::Ok(())
+            })
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {PUBLISH_TIMEOUT:?}")));
+            if let Err(e) = sent {
+                tracing::warn!(error = %format!("{e:#}"), %id, "status change not published: its waiters answer at the end of their wait");
+            }
+        });
+    }
+
+    /// Listen on the channel until `cancel`, reconnecting with a backoff when Redis goes away.
+    /// After every (re)subscription all waiters are woken, since changes made while the
+    /// listener was away were not heard.
+    pub fn spawn_listener(&self, redis_url: &str, cancel: CancellationToken) -> JoinHandle<()> {
+        let (changes, url) = (self.clone(), redis_url.to_string());
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let listened = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    listened = changes.listen(&url) => listened,
+                };
+                if let Err(e) = listened {
+                    tracing::warn!(error = %format!("{e:#}"), channel = %changes.channel(), "status change listener lost Redis; reconnecting");
+                } else {
+                    pause = Duration::from_millis(100);
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        })
+    }
+
+    /// Subscribe once and wake waiters until the connection ends.
+    async fn listen(&self, url: &str) -> anyhow::Result<()> {
+        let client = deadpool_redis::redis::Client::open(url)?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&self.inner.channel).await?;
+        tracing::debug!(channel = %self.inner.channel, "listening for status changes");
+        self.wake_all();
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            match msg
+                .get_payload::<String>()
+                .ok()
+                .and_then(|p| Uuid::try_parse(&p).ok())
+            {
+                Some(id) => self.wake(id),
+                None => {
+                    tracing::warn!(channel = %self.inner.channel, "status change without a valid id: ignored")
+                }
+            }
+        }
+        anyhow::bail!("the subscription ended")
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<()>>> {
+        self.inner
+            .waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self, id: Uuid) {
+        if let Some(sender) = self.waiters().get(&id) {
+            sender.send_replace(());
+        }
+    }
+
+    fn wake_all(&self) {
+        for sender in self.waiters().values() {
+            sender.send_replace(());
+        }
+    }
+
+    /// How many ids this replica has waiters for (the waiter map never outgrows its waits).
+    pub fn watched(&self) -> usize {
+        self.waiters().len()
+    }
+
+    /// The wait `headers` ask for (`Prefer: wait=N`, N whole seconds), cut to the maximum;
+    /// `None` when they ask for none, or for none that is longer than zero (a client told
+    /// `wait=0` was applied would ask again at once). An unreadable preference is ignored, as
+    /// RFC 7240 says.
+    pub fn asked_wait(&self, headers: &HeaderMap) -> Option<Duration> {
+        prefer_wait(headers)
+            .map(|w| w.min(self.inner.max_wait))
+            .filter(|w| !w.is_zero())
+    }
+
+    /// A status URL's answer: `read` once, or, when the request prefers a wait, until final or
+    /// the wait runs out. The builder is a 200 that says which wait was applied, and that the
+    /// answer varies with `Prefer`.
+    pub async fn answer<T, F, Fut>(
+        &self,
+        headers: &HeaderMap,
+        id: Uuid,
+        read: F,
+    ) -> ApiResult<(T, HttpResponseBuilder)>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ApiResult<(T, bool)>>,
+    {
+        let mut builder = HttpResponse::Ok();
+        builder.insert_header((header::VARY, "Prefer"));
+        let value = match self.asked_wait(headers) {
+            Some(wait) => {
+                builder.insert_header((
+                    HeaderName::from_static("preference-applied"),
+                    format!("{PREFER_WAIT}={}", wait.as_secs()),
+                ));
+                self.read_until_final(id, wait, read).await?
+            }
+            None => read().await?.0,
+        };
+        Ok((value, builder))
+    }
+
+    /// Read with `read` (which answers the value and whether it is final), and while it is not
+    /// final, wait up to `wait` for a change of `id` and read again. The waiter is registered
+    /// before the first read, so a change committed after that read is never missed.
+    pub async fn read_until_final<T, F, Fut>(
+        &self,
+        id: Uuid,
+        wait: Duration,
+        read: F,
+    ) -> ApiResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ApiResult<(T, bool)>>,
+    {
+        let deadline = Instant::now() + wait;
+        let mut waiter = self.watch(id);
+        loop {
+            let (value, done) = read().await?;
+            if done || Instant::now() >= deadline {
+                return Ok(value);
+            }
+            tokio::select! {
+                _ = waiter.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = self.inner.cancel.cancelled() => return Ok(value),
+            }
+        }
+    }
+
+    fn watch(&self, id: Uuid) -> Waiter {
+        let mut waiters = self.waiters();
+        let sender = waiters.entry(id).or_insert_with(|| watch::channel(()).0);
+        Waiter {
+            changes: self.clone(),
+            id,
+            receiver: Some(sender.subscribe()),
+        }
+    }
+}
+
+/// One wait for one id; dropping the last waiter of an id forgets the id.
+struct Waiter {
+    changes: Changes,
+    id: Uuid,
+    receiver: Option<watch::Receiver<()>>,
+}
+
+impl Waiter {
+    /// Returns once a change was heard since the last call (or since the waiter was made).
+    async fn changed(&mut self) {
+        let heard = match self.receiver.as_mut() {
+            Some(receiver) => receiver.changed().await.is_ok(),
+            None => false,
+        };
+        if !heard {
+            // The sender is only dropped with the last waiter, i.e. never while this one
+            // lives; never return early in a loop.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut waiters = self.changes.waiters();
+        drop(self.receiver.take());
+        if waiters
+            .get(&self.id)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            waiters.remove(&self.id);
+        }
+    }
+}
+
+/// `Prefer: wait=N` from `headers` (RFC 7240 §4.3): N as whole seconds, `None` when absent or
+/// not a non-negative integer. Preferences are comma-separated and may repeat the header; a
+/// preference's parameters (after `;`) are ignored, and so are quotes around the value.
+pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(HeaderName::from_static("prefer"))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            let token = pref.split(';').next()?.trim();
+            let (name, value) = token.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case(PREFER_WAIT) {
+                return None;
+            }
+            value.trim().trim_matches('"').parse::<u64>().ok()
+        })
+        .next()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(
+                HeaderName::from_static("prefer"),
+                HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn prefer_wait_reads_the_wait_preference_among_others() {
+        assert_eq!(
+            prefer_wait(&headers(&["wait=5"])),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            prefer_wait(&headers(&["respond-async, WAIT = 3"])),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            prefer_wait(&headers(&["return=minimal", "wait=\"7\"; x=y"])),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(prefer_wait(&headers(&["wait=0"])), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_absent_or_unreadable_wait_is_no_wait() {
+        assert_eq!(prefer_wait(&headers(&[])), None);
+        assert_eq!(prefer_wait(&headers(&["return=minimal"])), None);
+        assert_eq!(prefer_wait(&headers(&["wait=-1"])), None);
+        assert_eq!(prefer_wait(&headers(&["wait=1.5"])), None);
+        assert_eq!(prefer_wait(&headers(&["wait"])), None);
+        assert_eq!(prefer_wait(&headers(&["waiting=5"])), None);
+    }
+}
