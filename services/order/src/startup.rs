@@ -1,4 +1,5 @@
-//! Wiring: database, peers, routes, server, and the background work of the mode: the
+//! Wiring: database, peers, routes, server, the listener for status changes
+//! (`common::changes`, the long-polled status URL), and the background work of the mode: the
 //! reconciler in sync mode; in async mode the broker connection consuming the order's queue
 //! and the outbox relay (`common::messaging::AsyncRuntime`) instead. Sync mode opens no
 //! broker connection at all. `Application::build` binds first, so tests can start the
@@ -8,6 +9,7 @@ use crate::configuration::Settings;
 use crate::domain::peers::Peers;
 use crate::{db, messaging, routes, SERVICE};
 use actix_web::{web, App, HttpServer};
+use common::changes::Changes;
 use common::client::ServiceClient;
 use common::messaging::outbox::RelaySignal;
 use common::messaging::AsyncRuntime;
@@ -43,6 +45,7 @@ impl Application {
         let mut readiness = Readiness::default().with_database(pool.clone());
         let peers = Peers::new(ServiceClient::new(&common)?);
         let cancel = CancellationToken::new();
+        let (changes, changes_listener) = Changes::start(&common, SERVICE, cancel.clone())?;
         let (mut tasks, relay) = match common.mode {
             // The reconciler resumes the HTTP saga; in async mode delivery is the outbox's
             // job and the saga must not run at all.
@@ -57,7 +60,7 @@ impl Application {
                 (vec![reconciler], RelaySignal::default())
             }
             Mode::Async => {
-                let handler = messaging::handler(pool.clone());
+                let handler = messaging::handler(pool.clone(), changes.clone());
                 let runtime = AsyncRuntime::start(
                     &common,
                     SERVICE,
@@ -69,9 +72,11 @@ impl Application {
                 (runtime.tasks, runtime.relay)
             }
         };
+        tasks.push(changes_listener);
         let mode = web::Data::new(common.mode);
         let relay = web::Data::new(relay);
         let peers = web::Data::new(peers);
+        let changes = web::Data::new(changes);
         let pool = web::Data::new(pool);
         let server_common = common.clone();
         let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
@@ -89,6 +94,7 @@ impl Application {
                 .app_data(peers.clone())
                 .app_data(mode.clone())
                 .app_data(relay.clone())
+                .app_data(changes.clone())
                 .configure(routes::configure)
                 .default_service(web::to(common::web::not_found))
         })

@@ -1,4 +1,5 @@
-//! Wiring: database, peers' client, routes, server and the expiry sweeper; in async mode
+//! Wiring: database, peers' client, routes, server, the expiry sweeper and the listener for
+//! status changes (`common::changes`, the long-polled status URL); in async mode
 //! also the broker connection consuming the reservation's queue and the outbox relay
 //! (`common::messaging::AsyncRuntime`). Sync mode opens no broker connection at all.
 //! `Application::build` binds first, so tests can start the service on port 0 and read
@@ -10,6 +11,7 @@ use crate::routes::ReservationTtl;
 use crate::sweeper::Releases;
 use crate::{db, routes, sweeper, SERVICE};
 use actix_web::{web, App, HttpServer};
+use common::changes::Changes;
 use common::client::ServiceClient;
 use common::messaging::AsyncRuntime;
 use common::web::Readiness;
@@ -48,11 +50,12 @@ impl Application {
         let mut readiness = Readiness::default().with_database(pool.clone());
         let cancel = CancellationToken::new();
         let relay = RelaySignal::default();
+        let (changes, changes_listener) = Changes::start(&common, SERVICE, cancel.clone())?;
         let mut tasks = Vec::new();
         let releases = match common.mode {
             Mode::Sync => Releases::Http(client.clone()),
             Mode::Async => {
-                let handler = messaging::handler(pool.clone(), relay.clone());
+                let handler = messaging::handler(pool.clone(), relay.clone(), changes.clone());
                 let runtime = AsyncRuntime::start_with_signal(
                     &common,
                     SERVICE,
@@ -66,8 +69,10 @@ impl Application {
                 Releases::Events(relay.clone())
             }
         };
+        tasks.push(changes_listener);
         let mode = web::Data::new(common.mode);
         let relay = web::Data::new(relay);
+        let changes = web::Data::new(changes);
         let pool_data = web::Data::new(pool.clone());
         let client_data = web::Data::new(client.clone());
         let ttl = web::Data::new(ReservationTtl(settings.reservation_ttl_secs));
@@ -88,6 +93,7 @@ impl Application {
                 .app_data(ttl.clone())
                 .app_data(mode.clone())
                 .app_data(relay.clone())
+                .app_data(changes.clone())
                 .configure(routes::configure)
                 .default_service(web::to(common::web::not_found))
         })

@@ -5,11 +5,13 @@
 //! - `ReservationNotPayable` → CANCELLED (the reservation expired or cannot be paid).
 //!
 //! Each message is one transaction: its inbox row (a duplicate stops there), then the
-//! status change. An order already final keeps its status: a late or repeated event is a
+//! status change; a finished order is then published for the status URL's waiters
+//! (`common::changes`). An order already final keeps its status: a late or repeated event is a
 //! no-op, acked like any other.
 
 use crate::db::orders;
 use crate::domain::OrderStatus;
+use common::changes::Changes;
 use common::events::{Event, PaymentDeclined, ReservationNotPayable, StockCommitted};
 use common::messaging::{outbox, HandleError, Handler, Incoming};
 use deadpool_postgres::Pool;
@@ -57,21 +59,30 @@ impl Finish {
     }
 }
 
-/// The consumer of the order's queue. It appends no events, so it never wakes the relay.
-pub fn handler(pool: Pool) -> Handler {
+/// The consumer of the order's queue. It appends no events, so it never wakes the relay; an
+/// order it finished is published to `changes` once committed, for the status URL's waiters.
+pub fn handler(pool: Pool, changes: Changes) -> Handler {
     Arc::new(move |incoming: Incoming| {
-        let pool = pool.clone();
-        Box::pin(async move { handle(&pool, incoming).await })
+        let (pool, changes) = (pool.clone(), changes.clone());
+        Box::pin(async move {
+            if let Some(finished) = handle(&pool, incoming).await? {
+                changes.publish(finished);
+            }
+            Ok(())
+        })
     })
 }
 
-async fn handle(pool: &Pool, incoming: Incoming) -> Result<(), HandleError> {
+/// Handle one message; `Some(id)` when it finished order `id`.
+async fn handle(pool: &Pool, incoming: Incoming) -> Result<Option<Uuid>, HandleError> {
     let finish = Finish::decode(&incoming)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let mut finished = None;
     if outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
         if orders::finish_in(&tx, finish.order_id, finish.status).await? {
             tracing::info!(order_id = %finish.order_id, reservation_id = %finish.reservation_id, status = finish.status.as_str(), "order finished");
+            finished = Some(finish.order_id);
         } else {
             tracing::debug!(order_id = %finish.order_id, event = %incoming.event_type, "order not pending: nothing to do");
         }
@@ -79,7 +90,7 @@ async fn handle(pool: &Pool, incoming: Incoming) -> Result<(), HandleError> {
         tracing::debug!(message_id = %incoming.message_id, event = %incoming.event_type, "duplicate message: no second effect");
     }
     tx.commit().await?;
-    Ok(())
+    Ok(finished)
 }
 
 #[cfg(test)]

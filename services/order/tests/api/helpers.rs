@@ -46,6 +46,7 @@ fn test_common() -> CommonConfig {
     CommonConfig {
         port: 0,
         database_prefix: prefix.clone(),
+        redis_prefix: prefix.clone(),
         amqp_prefix: prefix,
         amqp_url: AMQP.into(),
         workers: 1,

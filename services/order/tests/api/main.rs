@@ -6,6 +6,7 @@ mod async_mode;
 mod auth;
 mod health;
 mod helpers;
+mod long_poll;
 mod messaging;
 mod orders;
 mod payments;

@@ -10,13 +10,15 @@
 //! - `PaymentDeclined` → CANCELLED (inventory releases on its own copy of the event).
 //!
 //! Each message is one transaction: its inbox row (a duplicate stops there), the state
-//! change, the events it causes; then the relay is woken. A transition that no longer
+//! change, the events it causes; then the relay is woken, and a reservation that left
+//! PENDING is published for the status URL's waiters (`common::changes`). A transition that no longer
 //! applies (the row moved on) is a no-op, acked like any other.
 
 pub use common::messaging::outbox::RelaySignal;
 
 use crate::db::reservations;
 use crate::domain::Status;
+use common::changes::Changes;
 use common::events::{
     Event, EventItem, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable,
     ReservationRequested, StockCommitted, StockRejected, StockReserved,
@@ -53,30 +55,42 @@ impl Consumed {
     }
 }
 
-/// The consumer of the reservation's queue.
-pub fn handler(pool: Pool, relay: RelaySignal) -> Handler {
+/// The consumer of the reservation's queue. A reservation its message settled (it left
+/// PENDING) is published to `changes` once committed, for the status URL's waiters.
+pub fn handler(pool: Pool, relay: RelaySignal, changes: Changes) -> Handler {
     Arc::new(move |incoming: Incoming| {
-        let (pool, relay) = (pool.clone(), relay.clone());
-        Box::pin(async move { handle(&pool, &relay, incoming).await })
+        let (pool, relay, changes) = (pool.clone(), relay.clone(), changes.clone());
+        Box::pin(async move {
+            if let Some(settled) = handle(&pool, &relay, incoming).await? {
+                changes.publish(settled);
+            }
+            Ok(())
+        })
     })
 }
 
-async fn handle(pool: &Pool, relay: &RelaySignal, incoming: Incoming) -> Result<(), HandleError> {
+/// Handle one message; `Some(id)` when it settled reservation `id`.
+async fn handle(
+    pool: &Pool,
+    relay: &RelaySignal,
+    incoming: Incoming,
+) -> Result<Option<uuid::Uuid>, HandleError> {
     let message = Consumed::decode(&incoming)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
         tracing::debug!(message_id = %incoming.message_id, event = %incoming.event_type, "duplicate message: no second effect");
         tx.commit().await?;
-        return Ok(());
+        return Ok(None);
     }
+    let mut settled = None;
     let appended = match message {
         Consumed::StockReserved(e) => {
-            settle(&tx, &e.reservation_id, Status::Reserved, "StockReserved").await?;
+            settled = settle(&tx, &e.reservation_id, Status::Reserved, "StockReserved").await?;
             false
         }
         Consumed::StockRejected(e) => {
-            stock_rejected(&tx, e).await?;
+            settled = stock_rejected(&tx, e).await?;
             false
         }
         Consumed::OrderPlaced(e) => {
@@ -100,23 +114,26 @@ async fn handle(pool: &Pool, relay: &RelaySignal, incoming: Incoming) -> Result<
     if appended {
         relay.wake();
     }
-    Ok(())
+    Ok(settled)
 }
 
-/// PENDING → `to`; a reservation no longer PENDING (expired by the sweeper first) stays as
-/// it is.
+/// PENDING → `to`, answering `Some(id)`; a reservation no longer PENDING (expired by the
+/// sweeper first) stays as it is, and the answer is `None`.
 async fn settle(
     tx: &Transaction<'_>,
     id: &uuid::Uuid,
     to: Status,
     event: &str,
-) -> Result<(), HandleError> {
+) -> Result<Option<uuid::Uuid>, HandleError> {
     let settled = reservations::settle_in(tx, *id, to).await?;
     log_late(settled.is_none(), id, event);
-    Ok(())
+    Ok(settled.map(|_| *id))
 }
 
-async fn stock_rejected(tx: &Transaction<'_>, e: StockRejected) -> Result<(), HandleError> {
+async fn stock_rejected(
+    tx: &Transaction<'_>,
+    e: StockRejected,
+) -> Result<Option<uuid::Uuid>, HandleError> {
     let to = match e.reason.as_str() {
         "sold_out" => Status::SoldOut,
         "limit_reached" => Status::LimitReached,
@@ -124,7 +141,7 @@ async fn stock_rejected(tx: &Transaction<'_>, e: StockRejected) -> Result<(), Ha
         "unknown_product" => Status::Cancelled,
         // Released before the hold arrived: the sweeper expired the row and its
         // ReservationExpired did the release. Nothing left to do.
-        "hold_released" => return Ok(()),
+        "hold_released" => return Ok(None),
         other => {
             return Err(HandleError::Poison(anyhow::anyhow!(
                 "StockRejected with an unknown reason {other:?}"

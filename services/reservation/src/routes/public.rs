@@ -4,8 +4,9 @@ use crate::domain::{self, Accepted, PublicView, ReserveRequest, Reserved, Status
 use crate::messaging::{self, RelaySignal};
 use crate::peers;
 use actix_web::http::header::LOCATION;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use common::auth::AuthUser;
+use common::changes::Changes;
 use common::client::ServiceClient;
 use common::domain::{parse_body_id, parse_path_id};
 use common::messaging::outbox;
@@ -111,14 +112,23 @@ fn final_status(e: &ApiError) -> Option<Status> {
     }
 }
 
+/// `GET /api/reservations/{id}`: the caller's own reservation. With `Prefer: wait=N` a
+/// PENDING one is answered when it settles, or after N seconds as it is then.
 pub async fn show(
+    req: HttpRequest,
     user: AuthUser,
     pool: web::Data<Pool>,
+    changes: web::Data<Changes>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path, "reservation")?;
-    let reservation = reservations::find_owned(&pool, id, user.user_id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(PublicView::from(reservation)))
+    let read = || async {
+        let reservation = reservations::find_owned(&pool, id, user.user_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let settled = reservation.status != Status::Pending;
+        Ok((reservation, settled))
+    };
+    let (reservation, mut answer) = changes.answer(req.headers(), id, read).await?;
+    Ok(answer.json(PublicView::from(reservation)))
 }

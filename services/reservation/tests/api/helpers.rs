@@ -45,6 +45,7 @@ fn test_settings(prefix: &str, upstream_url: String) -> Settings {
     let common = CommonConfig {
         port: 0,
         database_prefix: prefix.to_string(),
+        redis_prefix: prefix.to_string(),
         db_pool_size: 3,
         workers: 1,
         upstream_url,

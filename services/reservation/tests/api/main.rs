@@ -7,6 +7,7 @@ mod async_mode;
 mod health;
 mod helpers;
 mod internal;
+mod long_poll;
 mod messaging;
 mod public;
 mod sweeper;
