@@ -49,6 +49,7 @@ export const options = {
   // Thresholds that always pass: they make k6 put these sub-metrics in the summary.
   thresholds: {
     'http_req_duration{phase:journey}': ['max>=0'],
+    'http_req_duration{phase:journey,held:no}': ['max>=0'],
     'http_reqs{phase:journey}': ['count>=0'],
     'http_req_failed{phase:journey}': ['rate>=0'],
     'checkout_duration{outcome:confirmed}': ['max>=0'],
@@ -116,7 +117,7 @@ function checkout(product) {
   }
   if (res.status === 202 && reservation && reservation.id) {
     const url = shop.statusUrl(base, res, `/api/reservations/${reservation.id}`);
-    const polled = shop.pollUntilFinal(url, token, 'GET /api/reservations/{id}', config.pollTimeoutMs);
+    const polled = shop.pollUntilFinal(url, token, 'GET /api/reservations/{id}', config.pollTimeoutMs, config.pollWaitS);
     if (polled.error) return { outcome: 'failed', step: 'reserve_poll', status: polled.status };
     reservation = polled.body;
     switch (reservation.status) {
@@ -144,7 +145,7 @@ function checkout(product) {
   }
   if (res.status === 202 && payment && payment.order_id) {
     const url = shop.statusUrl(base, res, `/api/orders/${payment.order_id}`);
-    const polled = shop.pollUntilFinal(url, token, 'GET /api/orders/{id}', config.pollTimeoutMs);
+    const polled = shop.pollUntilFinal(url, token, 'GET /api/orders/{id}', config.pollTimeoutMs, config.pollWaitS);
     if (polled.error) return { outcome: 'failed', step: 'pay_poll', status: polled.status };
     switch (polled.body.status) {
       case 'CONFIRMED':

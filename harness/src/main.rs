@@ -328,6 +328,10 @@ struct CompareArgs {
     /// Seconds a shopper pauses after each journey.
     #[arg(long, default_value_t = 0.0)]
     think_time: f64,
+    /// Seconds a status poll asks the service to hold it until the status changes
+    /// (`Prefer: wait=N`); 0: short polls with a backoff, as before long polls.
+    #[arg(long, default_value_t = harness::compare::DEFAULT_POLL_WAIT_SECS)]
+    poll_wait: u64,
     /// Log in at the start of every journey (the study's exact journey) instead of once per
     /// virtual user before the sale opens.
     #[arg(long)]
@@ -442,6 +446,7 @@ impl CompareArgs {
             users: self.users.unwrap_or(base.users),
             flash_stock: self.flash_stock.unwrap_or(base.flash_stock),
             think_time_secs: self.think_time.max(0.0),
+            poll_wait_secs: self.poll_wait,
             login_every_iteration: self.login_every_iteration,
             drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),
             service_env: self.env,

@@ -50,6 +50,9 @@ export const config = {
   scenario: str('SCENARIO', 'sustained'),
   // How long one status URL is polled before the journey counts as failed.
   pollTimeoutMs: int('POLL_TIMEOUT_MS', 30000),
+  // Seconds each status poll asks the service to hold it until the status changes
+  // (`Prefer: wait=N`); 0: short polls with a backoff.
+  pollWaitS: int('POLL_WAIT_S', 5),
   // Logins sent at once by setup().
   loginBatch: int('LOGIN_BATCH', 20),
 };
@@ -59,3 +62,4 @@ if (!SCENARIOS.includes(config.scenario)) {
 }
 if (config.vus < 1) throw new Error('VUS must be at least 1');
 if (config.users < 1) throw new Error('USERS must be at least 1');
+if (config.pollWaitS < 0) throw new Error('POLL_WAIT_S must be 0 or more');

@@ -76,6 +76,8 @@ pub struct CompareOptions {
     pub users: usize,
     pub flash_stock: i32,
     pub think_time_secs: f64,
+    /// The wait a status poll asks for (`Prefer: wait=N`); 0 polls without waiting.
+    pub poll_wait_secs: u64,
     pub login_every_iteration: bool,
     pub drain_timeout: Duration,
     /// Extra environment for every service.
@@ -91,6 +93,10 @@ pub struct CompareOptions {
     /// The suites' RabbitMQ; default: the machine's.
     pub amqp_url: Option<String>,
 }
+
+/// The wait a journey's status polls ask for by default: long enough that a checkout's
+/// stage is usually one poll, well under the services' `STATUS_WAIT_MAX_SECS` (10).
+pub const DEFAULT_POLL_WAIT_SECS: u64 = 5;
 
 impl CompareOptions {
     /// The defaults of the study's protocol: 2 warm-ups at 250 VUs, then 3 runs at 500, 60 s
@@ -116,6 +122,7 @@ impl CompareOptions {
             users: 0,
             flash_stock: 100,
             think_time_secs: 0.0,
+            poll_wait_secs: DEFAULT_POLL_WAIT_SECS,
             login_every_iteration: false,
             drain_timeout: Duration::from_secs(120),
             service_env: Vec::new(),
@@ -281,6 +288,7 @@ async fn run_scenario(
             per_user_limit,
             new_products_per_run: scenario == Scenario::Flash,
             think_time_secs: opts.think_time_secs,
+            poll_wait_secs: opts.poll_wait_secs,
             login_every_iteration: opts.login_every_iteration,
             quick: opts.quick,
             service_env: opts.service_env.iter().cloned().collect(),
@@ -551,6 +559,7 @@ impl ModeRun<'_> {
                 ("PRODUCTS".to_string(), products.join(",")),
                 ("SCENARIO".to_string(), self.scenario.as_str().to_string()),
                 ("THINK_TIME".to_string(), o.think_time_secs.to_string()),
+                ("POLL_WAIT_S".to_string(), o.poll_wait_secs.to_string()),
                 (
                     "LOGIN_EVERY_ITERATION".to_string(),
                     o.login_every_iteration.to_string(),

@@ -2,7 +2,10 @@
 //! (`--out csv=...`) and the harness's record of the load generator's own CPU (`load.json`).
 //!
 //! Only samples tagged `phase=journey` count: the journey script gives that tag to its
-//! scenario and not to `setup()`, whose logins happen before the sale opens.
+//! scenario and not to `setup()`, whose logins happen before the sale opens. Per-request
+//! latency also leaves out the status polls the service held until the status changed
+//! (`held=yes`): their time is the wait for the outcome, which the end-to-end checkout time
+//! measures; they count as requests all the same.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -65,6 +68,14 @@ pub fn read_summary(path: &Path) -> anyhow::Result<Summary> {
             .get(&format!("{name}{{phase:journey}}"))
             .or_else(|| metrics.get(name))
     };
+    // Latency: the journey's requests but its held polls (older scripts held none).
+    let latency = |key: &str| {
+        metrics
+            .get("http_req_duration{phase:journey,held:no}")
+            .or_else(|| metric("http_req_duration"))
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.as_f64())
+    };
     let stat = |name: &str, key: &str| {
         metric(name)
             .and_then(|m| m.get(key))
@@ -89,9 +100,9 @@ pub fn read_summary(path: &Path) -> anyhow::Result<Summary> {
         None
     };
     Ok(Summary {
-        avg_ms: stat("http_req_duration", "avg"),
-        p90_ms: stat("http_req_duration", "p(90)"),
-        p95_ms: stat("http_req_duration", "p(95)"),
+        avg_ms: latency("avg"),
+        p90_ms: latency("p(90)"),
+        p95_ms: latency("p(95)"),
         checkout_p95_ms,
         // A Rate's `value` is the share of non-zero samples: failed requests.
         failure_rate: stat("http_req_failed", "value"),
@@ -151,20 +162,17 @@ pub fn read_series(path: &Path) -> anyhow::Result<Vec<Second>> {
         if name != "http_reqs" && name != "http_req_duration" {
             continue;
         }
-        let journey = record
-            .get(extra)
-            .unwrap_or_default()
-            .split('&')
-            .any(|tag| tag == "phase=journey");
-        if !journey {
+        let tags = record.get(extra).unwrap_or_default();
+        if !tags.split('&').any(|tag| tag == "phase=journey") {
             continue;
         }
+        let held = tags.split('&').any(|tag| tag == "held=yes");
         let t: i64 = parse_time(record.get(time).unwrap_or_default())
             .with_context(|| format!("{}: row {}: bad timestamp", path.display(), i + 2))?;
         let entry = seconds.entry(t).or_default();
         if name == "http_reqs" {
             entry.0 += 1;
-        } else {
+        } else if !held {
             let v: f64 = record
                 .get(value)
                 .unwrap_or_default()
@@ -246,6 +254,43 @@ mod tests {
     }
 
     #[test]
+    fn latency_leaves_out_held_polls_and_requests_count_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(SUMMARY_FILE);
+        let trend =
+            |avg: f64| serde_json::json!({"avg": avg, "p(90)": avg * 2.0, "p(95)": avg * 3.0});
+        let summary = serde_json::json!({"metrics": {
+            "http_req_duration": trend(900.0),
+            "http_req_duration{phase:journey}": trend(500.0),
+            "http_req_duration{phase:journey,held:no}": trend(20.0),
+            "http_reqs{phase:journey}": {"count": 1000.0},
+            "http_req_failed{phase:journey}": {"value": 0.0},
+        }});
+        std::fs::write(&path, summary.to_string()).expect("write");
+
+        let read = read_summary(&path).expect("reads");
+
+        assert_eq!(
+            (read.avg_ms, read.p90_ms, read.p95_ms),
+            (Some(20.0), Some(40.0), Some(60.0))
+        );
+        assert_eq!(read.requests, Some(1000.0));
+    }
+
+    #[test]
+    fn a_summary_without_held_polls_takes_latency_from_the_journey() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(SUMMARY_FILE);
+        let summary = serde_json::json!({"metrics": {
+            "http_req_duration": {"avg": 900.0},
+            "http_req_duration{phase:journey}": {"avg": 500.0},
+        }});
+        std::fs::write(&path, summary.to_string()).expect("write");
+
+        assert_eq!(read_summary(&path).expect("reads").avg_ms, Some(500.0));
+    }
+
+    #[test]
     fn the_series_counts_journey_requests_per_second_and_skips_setup() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("k6.csv");
@@ -259,8 +304,10 @@ http_req_duration,101,10,,true,POST,POST /api/carts,flash,201,phase=journey,\n\
 http_reqs,101,1,,true,GET,GET /api/products/{id},flash,200,phase=journey,\n\
 http_req_duration,101,20,,true,GET,GET /api/products/{id},flash,200,phase=journey,\n\
 checkout_duration,101,30,,,,,flash,,phase=journey&outcome=confirmed,\n\
-http_reqs,102,1,,true,POST,POST /api/carts,flash,201,phase=journey,\n\
-http_req_duration,102,5,,true,POST,POST /api/carts,flash,201,phase=journey,\n",
+http_reqs,102,1,,true,POST,POST /api/carts,flash,201,phase=journey&held=no,\n\
+http_req_duration,102,5,,true,POST,POST /api/carts,flash,201,phase=journey&held=no,\n\
+http_reqs,102,1,,true,GET,GET /api/orders/{id},flash,200,phase=journey&held=yes,\n\
+http_req_duration,102,2000,,true,GET,GET /api/orders/{id},flash,200,phase=journey&held=yes,\n",
         )
         .expect("write");
         let series = read_series(&path).expect("reads");
@@ -272,9 +319,10 @@ http_req_duration,102,5,,true,POST,POST /api/carts,flash,201,phase=journey,\n",
                     requests: 2,
                     p95_ms: Some(19.5)
                 },
+                // The held poll counts as a request, and its 2 s are not latency.
                 Second {
                     t: 102,
-                    requests: 1,
+                    requests: 2,
                     p95_ms: Some(5.0)
                 },
             ]

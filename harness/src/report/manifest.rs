@@ -58,6 +58,10 @@ pub struct Settings {
     /// Whether every run sells new products (the flash scenario: a new sale per run).
     pub new_products_per_run: bool,
     pub think_time_secs: f64,
+    /// The wait a status poll asked for (`Prefer: wait=N`); 0, and in runs made before
+    /// long polls existed, polls that do not wait.
+    #[serde(default)]
+    pub poll_wait_secs: u64,
     pub login_every_iteration: bool,
     pub quick: bool,
     /// Extra environment given to every service (`--env`).

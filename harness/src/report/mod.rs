@@ -854,6 +854,14 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
         ),
         ("Think time".to_string(), format!("{} s", s.think_time_secs)),
         (
+            "Status polls (async)".to_string(),
+            if s.poll_wait_secs > 0 {
+                format!("long polls: `Prefer: wait={}`, answered when the status changes", s.poll_wait_secs)
+            } else {
+                "short polls: 10 ms doubling to 200 ms between polls".to_string()
+            },
+        ),
+        (
             "Log in".to_string(),
             if s.login_every_iteration {
                 "every iteration (the study's exact journey)".to_string()
