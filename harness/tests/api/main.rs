@@ -13,6 +13,7 @@ mod expiry;
 mod helpers;
 mod journey;
 mod lifecycle;
+mod long_poll;
 mod metrics;
 mod private_servers;
 mod report;
