@@ -440,10 +440,7 @@ impl Suite {
                 "port {} is served by another suite's nginx ({other})",
                 self.state.port
             )),
-            _ => Err(format!(
-                "{status} {}",
-                body.chars().take(300).collect::<String>()
-            )),
+            _ => Err(unexpected(status, &body)),
         }
     }
 
@@ -453,11 +450,7 @@ impl Suite {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => {
                 let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                Err(format!(
-                    "{status} {}",
-                    body.chars().take(300).collect::<String>()
-                ))
+                Err(unexpected(status, &r.text().await.unwrap_or_default()))
             }
             Err(e) => Err(format!("{e}")),
         }
@@ -862,4 +855,9 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A probe's answer that was not the one expected: its status and the start of its body.
+fn unexpected(status: reqwest::StatusCode, body: &str) -> String {
+    format!("{status} {}", body.chars().take(300).collect::<String>())
 }
