@@ -130,13 +130,14 @@ impl Changes {
         tokio::spawn(async move {
             let mut pause = Duration::from_millis(100);
             loop {
-                let listened = tokio::select! {
+                let mut subscribed = false;
+                let lost = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    listened = changes.listen(&url) => listened,
+                    lost = changes.listen(&url, &mut subscribed) => lost,
                 };
-                if let Err(e) = listened {
-                    tracing::warn!(error = %format!("{e:#}"), channel = %changes.channel(), "status change listener lost Redis; reconnecting");
-                } else {
+                tracing::warn!(error = %format!("{lost:#}"), channel = %changes.channel(), "status change listener lost Redis; reconnecting");
+                // A subscription that was up starts the backoff afresh; failed attempts grow it.
+                if subscribed {
                     pause = Duration::from_millis(100);
                 }
                 tokio::select! {
@@ -148,11 +149,21 @@ impl Changes {
         })
     }
 
-    /// Subscribe once and wake waiters until the connection ends.
-    async fn listen(&self, url: &str) -> anyhow::Result<()> {
-        let client = deadpool_redis::redis::Client::open(url)?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(&self.inner.channel).await?;
+    /// Subscribe once and wake waiters until the connection ends; answers why it ended.
+    /// `subscribed` says whether the subscription was up before that.
+    async fn listen(&self, url: &str, subscribed: &mut bool) -> anyhow::Error {
+        let mut pubsub = match async {
+            let client = deadpool_redis::redis::Client::open(url)?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.inner.channel).await?;
+            anyhow::Ok(pubsub)
+        }
+        .await
+        {
+            Ok(pubsub) => pubsub,
+            Err(e) => return e,
+        };
+        *subscribed = true;
         tracing::debug!(channel = %self.inner.channel, "listening for status changes");
         self.wake_all();
         let mut messages = pubsub.on_message();
@@ -168,7 +179,7 @@ impl Changes {
                 }
             }
         }
-        anyhow::bail!("the subscription ended")
+        anyhow::anyhow!("the subscription ended")
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<()>>> {
