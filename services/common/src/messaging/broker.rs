@@ -178,6 +178,7 @@ impl Broker {
                     Ok(consumer) => {
                         consume(
                             consumer,
+                            channel.clone(),
                             handler.clone(),
                             usize::from(self.inner.opts.prefetch),
                             cancel.clone(),

@@ -1,12 +1,14 @@
 //! Consuming one service's queue: manual acks after the handler (and so its database commit)
-//! finished, bounded concurrency, and a clear rule for each kind of failure.
+//! finished, sent in batches ([`super::acks`]), bounded concurrency, and a clear rule for each
+//! kind of failure.
 
+use super::acks::Acks;
 use crate::error::ApiError;
 use crate::events::Event;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::options::{BasicNackOptions, BasicRejectOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -84,12 +86,16 @@ pub(crate) enum Ended {
 
 pub(crate) async fn consume(
     mut consumer: lapin::Consumer,
+    channel: lapin::Channel,
     handler: Handler,
     concurrency: usize,
     cancel: CancellationToken,
     lost: impl Fn() -> bool,
 ) -> Ended {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let acks = Acks::new(channel);
+    let acks_done = CancellationToken::new();
+    let acker = tokio::spawn(acks.clone().run(acks_done.clone().cancelled_owned()));
     let mut check = tokio::time::interval(Duration::from_millis(250));
     let ended = loop {
         tokio::select! {
@@ -98,9 +104,10 @@ pub(crate) async fn consume(
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break Ended::Lost };
-                    let (handler, cancel) = (handler.clone(), cancel.clone());
+                    acks.received(delivery.delivery_tag);
+                    let (handler, cancel, acks) = (handler.clone(), cancel.clone(), acks.clone());
                     tokio::spawn(async move {
-                        process(delivery, &handler, &cancel).await;
+                        process(delivery, &handler, &cancel, &acks).await;
                         drop(permit);
                     });
                 }
@@ -116,10 +123,14 @@ pub(crate) async fn consume(
     // ones prefetched but not started are returned to the queue when the channel closes.
     let all = u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await;
+    // Then their acks, before the channel closes.
+    acks_done.cancel();
+    let _ = acker.await;
     ended
 }
 
-async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationToken) {
+async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationToken, acks: &Acks) {
+    let tag = delivery.delivery_tag;
     let event_type = delivery
         .properties
         .kind()
@@ -134,6 +145,7 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
     let Some(message_id) = message_id else {
         tracing::error!(%event_type, "message without a valid message id: dead-lettered");
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+        acks.settled(tag);
         return;
     };
     let incoming = Incoming {
@@ -148,7 +160,7 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
             Ok(()) => {
                 // Acked only now: the handler's transaction (state change, inbox row and
                 // outbox rows) has committed.
-                let _ = delivery.ack(BasicAckOptions::default()).await;
+                acks.finished(tag);
                 return;
             }
             Err(HandleError::Unavailable(why)) => {
@@ -160,6 +172,7 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
                             ..Default::default()
                         })
                         .await;
+                    acks.settled(tag);
                     return;
                 }
                 tracing::warn!(%why, event = %incoming.event_type, "dependency away, retrying");
@@ -169,6 +182,7 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
             Err(HandleError::Poison(e)) => {
                 tracing::error!(error = %format!("{e:#}"), event = %incoming.event_type, %message_id, "poison message: dead-lettered");
                 let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+                acks.settled(tag);
                 return;
             }
             Err(HandleError::Failed(e)) => {
@@ -180,6 +194,7 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
                         ..Default::default()
                     })
                     .await;
+                acks.settled(tag);
                 return;
             }
         }

@@ -11,6 +11,7 @@
 //! topology, opens a confirm-mode publishing channel, runs the consumer, and starts over when
 //! the connection is lost, so publishers and consumers resume by themselves.
 
+mod acks;
 mod broker;
 mod consumer;
 pub mod outbox;

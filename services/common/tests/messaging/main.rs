@@ -407,3 +407,165 @@ async fn a_publisher_started_while_rabbitmq_is_unreachable_waits_and_reports_not
     cancel.cancel();
     let _ = task.await;
 }
+
+/// `(ready, unacked)` of `queue`, as RabbitMQ counts them.
+fn queue_depth(queue: &str) -> (u32, u32) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ])
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&queue))
+        .unwrap_or_else(|| panic!("{queue} not listed: {stdout}"));
+    (
+        line[1].trim().parse().expect("ready"),
+        line[2].trim().parse().expect("unacked"),
+    )
+}
+
+async fn until_depth(queue: &str, want: (u32, u32)) -> (u32, u32) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let depth = queue_depth(queue);
+        if depth == want || Instant::now() > deadline {
+            return depth;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Acks go out in batches (one `multiple` ack per run of finished deliveries), so the test
+/// that matters is the one a batch could break: a delivery whose handler still runs is never
+/// acked along with the younger ones that finished, and those are still acked.
+#[tokio::test]
+async fn deliveries_that_finished_are_acked_while_an_older_one_is_still_handled() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::<Incoming>::new()));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler: Handler = {
+        let (seen, release) = (seen.clone(), release.clone());
+        Arc::new(move |incoming: Incoming| {
+            let (seen, release) = (seen.clone(), release.clone());
+            Box::pin(async move {
+                seen.lock().expect("lock").push(incoming.clone());
+                // The event worth 1 cent is the slow one: it waits to be released.
+                if incoming.decode::<ReservationBound>()?.total_cents == 1 {
+                    release.notified().await;
+                }
+                Ok(())
+            })
+        })
+    };
+    let (consumer, task) =
+        Broker::start(options(&prefix, "payment"), Some(handler), cancel.clone());
+    wait_connected(&consumer).await;
+    let message = |total_cents| {
+        (
+            ReservationBound::NAME.to_string(),
+            Uuid::new_v4(),
+            serde_json::to_vec(&ReservationBound {
+                total_cents,
+                ..bound()
+            })
+            .expect("json"),
+        )
+    };
+    // The slow one first, so that it has the oldest delivery tag.
+    consumer.publish(&[message(1)]).await.expect("publish");
+    assert!(until(|| seen.lock().expect("lock").len() == 1).await);
+    let fast: Vec<_> = (0..5).map(|_| message(1000)).collect();
+    consumer.publish(&fast).await.expect("publish");
+    assert!(until(|| seen.lock().expect("lock").len() == 6).await);
+
+    let queue = queue_name(&prefix, "payment");
+    assert_eq!(
+        until_depth(&queue, (0, 1)).await,
+        (0, 1),
+        "the five that finished are acked, the one still handled is not"
+    );
+    release.notify_one();
+    assert_eq!(until_depth(&queue, (0, 0)).await, (0, 0), "then it is too");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(seen.lock().expect("lock").len(), 6, "nothing redelivered");
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+}
+
+/// Deliveries nacked on their own (a handler that failed once) between ones acked in a batch:
+/// an ack that covered a nacked tag would close the channel (unknown delivery tag) and the
+/// acked ones would come again.
+#[tokio::test]
+async fn failed_deliveries_between_acked_ones_are_requeued_and_the_rest_come_once() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::<Incoming>::new()));
+    let handler: Handler = {
+        let seen = seen.clone();
+        Arc::new(move |incoming: Incoming| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                seen.lock().expect("lock").push(incoming.clone());
+                // Odd amounts fail on their first delivery.
+                let event = incoming.decode::<ReservationBound>()?;
+                if event.total_cents % 2 == 1 && !incoming.redelivered {
+                    return Err(HandleError::Failed(anyhow::anyhow!("first try fails")));
+                }
+                Ok(())
+            })
+        })
+    };
+    let (consumer, task) =
+        Broker::start(options(&prefix, "payment"), Some(handler), cancel.clone());
+    wait_connected(&consumer).await;
+    let batch: Vec<_> = (0..40)
+        .map(|i| {
+            (
+                ReservationBound::NAME.to_string(),
+                Uuid::new_v4(),
+                serde_json::to_vec(&ReservationBound {
+                    total_cents: 100 + i,
+                    ..bound()
+                })
+                .expect("json"),
+            )
+        })
+        .collect();
+    consumer.publish(&batch).await.expect("publish");
+
+    assert!(
+        until(|| seen.lock().expect("lock").len() >= 60).await,
+        "20 failed once and came again"
+    );
+    let queue = queue_name(&prefix, "payment");
+    assert_eq!(until_depth(&queue, (0, 0)).await, (0, 0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().expect("lock").clone();
+    for (_, id, _) in &batch {
+        let times = seen.iter().filter(|m| m.message_id == *id).count();
+        let odd = seen
+            .iter()
+            .find(|m| m.message_id == *id)
+            .and_then(|m| m.decode::<ReservationBound>().ok())
+            .is_some_and(|e| e.total_cents % 2 == 1);
+        assert_eq!(times, if odd { 2 } else { 1 }, "message {id}");
+    }
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+}
