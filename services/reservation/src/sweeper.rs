@@ -74,20 +74,20 @@ pub enum Releases {
 }
 
 /// Async mode's pass: expire, appending `ReservationExpired` for each row in the same
-/// transaction, then wake the relay.
+/// transaction, then hand the events to the relay.
 pub async fn expire_with_events(pool: &Pool, relay: &RelaySignal) -> anyhow::Result<SweepStats> {
     let mut client = pool.get().await.context("getting a database connection")?;
     let tx = client.transaction().await.context("starting the expiry")?;
     let expired = reservations::expire_due_in(&tx, EXPIRE_BATCH, false).await?;
+    let mut staged = Vec::with_capacity(expired.len());
     for &reservation_id in &expired {
-        outbox::append(&tx, &ReservationExpired { reservation_id })
+        let event = outbox::append(&tx, &ReservationExpired { reservation_id })
             .await
             .context("recording ReservationExpired")?;
+        staged.push(event);
     }
     tx.commit().await.context("committing the expiry")?;
-    if !expired.is_empty() {
-        relay.wake();
-    }
+    relay.committed(staged);
     Ok(SweepStats {
         expired: expired.len(),
         ..SweepStats::default()

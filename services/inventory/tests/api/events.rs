@@ -116,6 +116,17 @@ async fn a_reservation_request_beyond_the_stock_is_rejected_as_sold_out_and_take
         )
         .await;
     assert_eq!(inbox, 1, "the message is recorded as handled");
+    // The StockReserved appended before the hold went with its savepoint: never published.
+    barrier(&app, &bus).await;
+    let reserved = bus
+        .received()
+        .await
+        .into_iter()
+        .filter(|(kind, event)| {
+            kind == StockReserved::NAME && event["reservation_id"] == req.reservation_id.to_string()
+        })
+        .count();
+    assert_eq!(reserved, 0, "only the rejection is published");
     bus.close().await;
     app.cleanup().await;
 }

@@ -58,21 +58,18 @@ pub async fn place(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let (order, created) = orders::create_or_get_in(&tx, &new).await?;
-    if created {
-        outbox::append(
-            &tx,
-            &OrderPlaced {
-                order_id: order.id,
-                reservation_id,
-                user_id,
-            },
-        )
-        .await?;
-    }
+    let placed = if created {
+        let placed = OrderPlaced {
+            order_id: order.id,
+            reservation_id,
+            user_id,
+        };
+        Some(outbox::append(&tx, &placed).await?)
+    } else {
+        None
+    };
     tx.commit().await?;
-    if created {
-        relay.wake();
-    }
+    relay.committed(placed);
     owned(order, user_id)
 }
 

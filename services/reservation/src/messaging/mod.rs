@@ -23,6 +23,7 @@ use common::events::{
     Event, EventItem, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable,
     ReservationRequested, StockCommitted, StockRejected, StockReserved,
 };
+use common::messaging::outbox::Staged;
 use common::messaging::{outbox, HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
 use std::sync::Arc;
@@ -84,36 +85,30 @@ async fn handle(
         return Ok(None);
     }
     let mut settled = None;
-    let appended = match message {
+    let mut staged = None;
+    match message {
         Consumed::StockReserved(e) => {
             settled = settle(&tx, &e.reservation_id, Status::Reserved, "StockReserved").await?;
-            false
         }
         Consumed::StockRejected(e) => {
             settled = stock_rejected(&tx, e).await?;
-            false
         }
         Consumed::OrderPlaced(e) => {
-            order_placed(&tx, e).await?;
-            true
+            staged = Some(order_placed(&tx, e).await?);
         }
         Consumed::StockCommitted(e) => {
             let confirmed =
                 reservations::mark_confirmed_in(&tx, e.reservation_id, e.order_id).await?;
             log_late(confirmed.is_none(), &e.reservation_id, "StockCommitted");
-            false
         }
         Consumed::PaymentDeclined(e) => {
             let cancelled =
                 reservations::cancel_declined_in(&tx, e.reservation_id, e.order_id).await?;
             log_late(cancelled.is_none(), &e.reservation_id, "PaymentDeclined");
-            false
         }
-    };
-    tx.commit().await?;
-    if appended {
-        relay.wake();
     }
+    tx.commit().await?;
+    relay.committed(staged);
     Ok(settled)
 }
 
@@ -152,8 +147,8 @@ async fn stock_rejected(
 }
 
 /// The begin-payment binding of sync mode, answered with an event instead of a status code.
-async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), HandleError> {
-    match binding(tx, &e).await? {
+async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<Staged, HandleError> {
+    let staged = match binding(tx, &e).await? {
         Ok(total_cents) => {
             outbox::append(
                 tx,
@@ -164,7 +159,7 @@ async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), Handle
                     total_cents,
                 },
             )
-            .await?;
+            .await?
         }
         Err(reason) => {
             tracing::info!(order_id = %e.order_id, reservation_id = %e.reservation_id, reason, "order placed on a reservation that cannot be paid");
@@ -176,10 +171,10 @@ async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), Handle
                     reason: reason.to_string(),
                 },
             )
-            .await?;
+            .await?
         }
-    }
-    Ok(())
+    };
+    Ok(staged)
 }
 
 /// Bind the order (owner only): `Ok(total_cents)` once it is bound, or why it cannot be,

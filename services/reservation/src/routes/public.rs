@@ -90,9 +90,9 @@ async fn request_stock(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let pending = reservations::insert_pending_in(&tx, new).await?;
-    outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
+    let requested = outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
     tx.commit().await?;
-    relay.wake();
+    relay.committed([requested]);
     Ok(HttpResponse::Accepted()
         .insert_header((LOCATION, format!("/api/reservations/{}", pending.id)))
         .json(Accepted {
