@@ -10,6 +10,9 @@
 //! Nothing depends on a notification arriving: a waiter re-reads the database whenever it is
 //! woken and when its wait runs out, so a lost message (Redis away, a reconnect) only makes
 //! that one answer arrive at the end of its wait, with the status the database holds.
+//!
+//! Sync mode applies no wait and runs no listener: there a status is final when the request
+//! that made it answers, and nothing publishes changes.
 
 use crate::cache::RedisPool;
 use crate::ApiResult;
@@ -77,20 +80,26 @@ impl Changes {
     }
 
     /// `service`'s changes as `config` says, with the listener already running until `cancel`.
+    /// In sync mode no wait is applied and there is no listener.
     pub fn start(
         config: &CommonConfig,
         service: &str,
         cancel: CancellationToken,
-    ) -> anyhow::Result<(Self, JoinHandle<()>)> {
+    ) -> anyhow::Result<(Self, Option<JoinHandle<()>>)> {
         let redis = crate::cache::pool(&config.redis_url, PUBLISH_CONNECTIONS)?;
+        let max_wait = match config.mode {
+            crate::Mode::Sync => Duration::ZERO,
+            crate::Mode::Async => Duration::from_secs(config.status_wait_max_secs),
+        };
         let changes = Self::new(
             redis,
             &config.redis_prefix,
             service,
-            Duration::from_secs(config.status_wait_max_secs),
+            max_wait,
             cancel.clone(),
         );
-        let listener = changes.spawn_listener(&config.redis_url, cancel);
+        let listener =
+            (!max_wait.is_zero()).then(|| changes.spawn_listener(&config.redis_url, cancel));
         Ok((changes, listener))
     }
 
@@ -210,7 +219,7 @@ impl Changes {
     /// `None` when they ask for none, or for none that is longer than zero (a client told
     /// `wait=0` was applied would ask again at once). An unreadable preference is ignored, as
     /// RFC 7240 says.
-    pub fn asked_wait(&self, headers: &HeaderMap) -> Option<Duration> {
+    fn asked_wait(&self, headers: &HeaderMap) -> Option<Duration> {
         prefer_wait(headers)
             .map(|w| w.min(self.inner.max_wait))
             .filter(|w| !w.is_zero())

@@ -72,7 +72,7 @@ impl Application {
                 (runtime.tasks, runtime.relay)
             }
         };
-        tasks.push(changes_listener);
+        tasks.extend(changes_listener);
         let mode = web::Data::new(common.mode);
         let relay = web::Data::new(relay);
         let peers = web::Data::new(peers);

@@ -66,10 +66,10 @@ impl Application {
                 );
                 readiness = runtime.readiness(readiness);
                 tasks = runtime.tasks;
-                Releases::Events(relay.clone())
+                Releases::Events(relay.clone(), changes.clone())
             }
         };
-        tasks.push(changes_listener);
+        tasks.extend(changes_listener);
         let mode = web::Data::new(common.mode);
         let relay = web::Data::new(relay);
         let changes = web::Data::new(changes);

@@ -16,12 +16,15 @@
 //!
 //! Async mode has only the first step: the expiring transaction also appends one
 //! `ReservationExpired` per row to the outbox (and owes no release), so the release travels
-//! as an event that the outbox delivers for certain; inventory releases on it.
+//! as an event that the outbox delivers for certain; inventory releases on it. The expired
+//! ids are published as status changes too, so a held poll of a reservation that expired
+//! while PENDING is answered at once (`common::changes`).
 
 use crate::db::reservations;
 use crate::messaging::RelaySignal;
 use crate::peers::{self, Released};
 use anyhow::Context;
+use common::changes::Changes;
 use common::client::ServiceClient;
 use common::events::ReservationExpired;
 use common::messaging::outbox;
@@ -69,13 +72,18 @@ enum Outcome {
 pub enum Releases {
     /// Sync mode: `release_pending`, then a release call to inventory ([`sweep_once`]).
     Http(ServiceClient),
-    /// Async mode: a `ReservationExpired` in the outbox ([`expire_with_events`]).
-    Events(RelaySignal),
+    /// Async mode: a `ReservationExpired` in the outbox ([`expire_with_events`]), and the
+    /// status change published to the replicas' waiters.
+    Events(RelaySignal, Changes),
 }
 
 /// Async mode's pass: expire, appending `ReservationExpired` for each row in the same
-/// transaction, then hand the events to the relay.
-pub async fn expire_with_events(pool: &Pool, relay: &RelaySignal) -> anyhow::Result<SweepStats> {
+/// transaction, then hand the events to the relay and tell the waiters.
+pub async fn expire_with_events(
+    pool: &Pool,
+    relay: &RelaySignal,
+    changes: &Changes,
+) -> anyhow::Result<SweepStats> {
     let mut client = pool.get().await.context("getting a database connection")?;
     let tx = client.transaction().await.context("starting the expiry")?;
     let expired = reservations::expire_due_in(&tx, EXPIRE_BATCH, false).await?;
@@ -88,6 +96,9 @@ pub async fn expire_with_events(pool: &Pool, relay: &RelaySignal) -> anyhow::Res
     }
     tx.commit().await.context("committing the expiry")?;
     relay.committed(staged);
+    for &reservation_id in &expired {
+        changes.publish(reservation_id);
+    }
     Ok(SweepStats {
         expired: expired.len(),
         ..SweepStats::default()
@@ -179,8 +190,8 @@ pub fn spawn(
             }
             let pass = match &releases {
                 Releases::Http(client) => AssertUnwindSafe(sweep_once(&pool, client).boxed()),
-                Releases::Events(relay) => {
-                    AssertUnwindSafe(expire_with_events(&pool, relay).boxed())
+                Releases::Events(relay, changes) => {
+                    AssertUnwindSafe(expire_with_events(&pool, relay, changes).boxed())
                 }
             }
             .catch_unwind();

@@ -66,3 +66,26 @@ async fn a_poll_without_a_wait_answers_a_pending_order_at_once() {
     assert_eq!(body["status"], "PENDING");
     assert!(started.elapsed() < Duration::from_secs(WAIT_SECS / 2));
 }
+
+#[tokio::test]
+async fn sync_mode_applies_no_wait_since_nothing_there_publishes_changes() {
+    let app = crate::helpers::spawn_app().await;
+    let user = Uuid::new_v4();
+    let order = app.insert_order(Uuid::new_v4(), user, "PENDING").await;
+    let started = Instant::now();
+
+    let resp = app
+        .http
+        .get(format!("{}/api/orders/{order}", app.address))
+        .bearer_auth(app.token_for(user))
+        .header("Prefer", format!("wait={WAIT_SECS}"))
+        .send()
+        .await
+        .expect("GET /api/orders/{id}");
+
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers().get("preference-applied").is_none());
+    let body: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(body["status"], "PENDING");
+    assert!(started.elapsed() < Duration::from_secs(WAIT_SECS / 2));
+}

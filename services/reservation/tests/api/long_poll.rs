@@ -131,3 +131,29 @@ async fn a_settled_reservation_or_someone_elses_is_answered_at_once_despite_a_wa
     assert_eq!(not_mine.status().as_u16(), 404);
     assert!(started.elapsed() < Duration::from_secs(WAIT_SECS / 2));
 }
+
+#[tokio::test]
+async fn a_poll_of_a_reservation_that_expires_while_pending_is_answered_when_it_expires() {
+    let app = spawn_async_app_with(|s| s.sweep_interval_ms = 200).await;
+    let user = Uuid::new_v4();
+    // Inventory never answers this one; the sweeper expires it a second from now.
+    let id = app
+        .insert(Row {
+            user_id: user,
+            status: "PENDING",
+            expires_in_secs: 1,
+            ..Row::default()
+        })
+        .await;
+    let started = Instant::now();
+
+    let resp = poll(&app, user, id, Some(&format!("wait={WAIT_SECS}"))).await;
+
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(json(resp).await["status"], "EXPIRED");
+    assert!(
+        started.elapsed() < Duration::from_secs(WAIT_SECS / 2),
+        "answered only at the end of the wait ({:?})",
+        started.elapsed()
+    );
+}
