@@ -78,7 +78,7 @@ pub enum Releases {
 }
 
 /// Async mode's pass: expire, appending `ReservationExpired` for each row in the same
-/// transaction, then hand the events to the relay and tell the waiters.
+/// transaction, then wake the relay and tell the waiters.
 pub async fn expire_with_events(
     pool: &Pool,
     relay: &RelaySignal,
@@ -87,15 +87,15 @@ pub async fn expire_with_events(
     let mut client = pool.get().await.context("getting a database connection")?;
     let tx = client.transaction().await.context("starting the expiry")?;
     let expired = reservations::expire_due_in(&tx, EXPIRE_BATCH, false).await?;
-    let mut staged = Vec::with_capacity(expired.len());
     for &reservation_id in &expired {
-        let event = outbox::append(&tx, &ReservationExpired { reservation_id })
+        outbox::append(&tx, &ReservationExpired { reservation_id })
             .await
             .context("recording ReservationExpired")?;
-        staged.push(event);
     }
     tx.commit().await.context("committing the expiry")?;
-    relay.committed(staged);
+    if !expired.is_empty() {
+        relay.wake();
+    }
     for &reservation_id in &expired {
         changes.publish(reservation_id);
     }

@@ -1,15 +1,10 @@
 //! Transactional outbox and inbox, in each service's own database.
 //!
-//! A state change and the events it causes commit in one transaction ([`append`]). Once it
-//! committed, the caller hands the events to its replica's [`relay`]
-//! ([`RelaySignal::committed`]), which publishes them at once with publisher confirms and marks
-//! the rows of all the events it published within [`MARK_EVERY`] sent in one statement: a
-//! checkout's event costs no read of the outbox and a share of one commit. The relay
-//! also scans for rows left unsent for [`RECOVER_AFTER`] (a replica that died between its
-//! commit and the publish, RabbitMQ away), claiming them with `FOR UPDATE SKIP LOCKED` so
-//! replicas share the work. A row published but not yet marked is published again by that
-//! scan: consumers record each message id in their inbox in the same transaction as its effect
-//! ([`first_delivery`]), so the copy has no second effect.
+//! A state change and the events it causes commit in one transaction ([`append`]); the
+//! [`relay`] publishes unsent rows with publisher confirms and marks them sent, claiming rows
+//! with `FOR UPDATE SKIP LOCKED` so replicas share the work. A row published but not yet marked
+//! when a replica dies is published again: consumers record each message id in their inbox in
+//! the same transaction as its effect ([`first_delivery`]), so the copy has no second effect.
 //!
 //! Both tables come from the service's own migration (`outbox`, `inbox`), with the shape in
 //! [`MIGRATION_SQL`].
@@ -18,11 +13,10 @@ use super::broker::{Broker, Outgoing};
 use crate::db::Prepared;
 use crate::events::Event;
 use deadpool_postgres::{Pool, Transaction};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -44,33 +38,11 @@ CREATE TABLE inbox (
 );
 ";
 
-/// How long a row may stay unsent before the relay's scan publishes it: far longer than a
-/// committed event takes to be handed over and confirmed, so the scan only finds the rows of
-/// a replica that died, or rows left while RabbitMQ was away.
-pub const RECOVER_AFTER: Duration = Duration::from_secs(3);
-
-/// Events handed over but not yet published, per replica, at most: beyond it (a relay that
-/// cannot keep up, or none running) rows wait for the scan instead of growing memory.
-const STAGED_MAX: usize = 10_000;
-
-/// An event appended inside a transaction, for the relay to publish once that transaction
-/// committed ([`RelaySignal::committed`]). One that was appended inside a savepoint that
-/// rolled back must be dropped: it has no row.
-#[must_use = "hand it to the relay after the commit (or drop it if its savepoint rolled back)"]
-#[derive(Debug)]
-pub struct Staged(Outgoing);
-
-impl Staged {
-    pub fn message_id(&self) -> Uuid {
-        self.0 .1
-    }
-}
-
 /// Record `event` for publication, inside the caller's transaction.
 pub async fn append<E: Event>(
     tx: &Transaction<'_>,
     event: &E,
-) -> Result<Staged, tokio_postgres::Error> {
+) -> Result<Uuid, tokio_postgres::Error> {
     let message_id = Uuid::new_v4();
     let payload = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
     tx.execute_cached(
@@ -78,8 +50,7 @@ pub async fn append<E: Event>(
         &[&message_id, &E::NAME, &payload],
     )
     .await?;
-    let bytes = serde_json::to_vec(&payload).unwrap_or_default();
-    Ok(Staged((E::NAME.to_string(), message_id, bytes)))
+    Ok(message_id)
 }
 
 /// Record that message `message_id` is being processed, inside the handler's transaction.
@@ -98,72 +69,26 @@ pub async fn first_delivery(
     Ok(inserted == 1)
 }
 
-/// The way from committed transactions to the replica's relay: the events they appended,
-/// published within milliseconds instead of at the next scan.
+/// Wakes the relay right after a commit that appended rows, so an event leaves within
+/// milliseconds instead of at the next poll.
 #[derive(Clone, Default)]
-pub struct RelaySignal(Arc<Handover>);
-
-#[derive(Default)]
-struct Handover {
-    wake: Notify,
-    staged: Mutex<Vec<Outgoing>>,
-}
+pub struct RelaySignal(Arc<Notify>);
 
 impl RelaySignal {
-    /// Hand over the events of a transaction that committed.
-    pub fn committed(&self, events: impl IntoIterator<Item = Staged>) {
-        {
-            let mut staged = self.staged();
-            for Staged(event) in events {
-                if staged.len() >= STAGED_MAX {
-                    // Its row waits for the scan.
-                    break;
-                }
-                staged.push(event);
-            }
-        }
-        self.0.wake.notify_one();
-    }
-
-    fn staged(&self) -> std::sync::MutexGuard<'_, Vec<Outgoing>> {
-        self.0.staged.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn take(&self) -> Vec<Outgoing> {
-        std::mem::take(&mut *self.staged())
+    pub fn wake(&self) {
+        self.0.notify_one();
     }
 }
 
-/// Mark the rows of published events sent, in one statement; answers how many were marked
-/// (fewer when the scan took some first).
-pub async fn mark_sent(pool: &Pool, ids: &[Uuid]) -> anyhow::Result<u64> {
-    let client = pool.get().await?;
-    let marked = client
-        .execute_cached(
-            "UPDATE outbox SET published_at = now()
-             WHERE message_id = ANY($1) AND published_at IS NULL",
-            &[&ids],
-        )
-        .await?;
-    Ok(marked)
-}
-
-/// Publish one batch of rows unsent for at least `min_age`; answers how many were published.
-pub async fn publish_batch(
-    pool: &Pool,
-    broker: &Broker,
-    max: i64,
-    min_age: Duration,
-) -> anyhow::Result<usize> {
+/// Publish one batch of unsent rows; answers how many were published.
+pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Result<usize> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let min_age = min_age.as_secs_f64();
     let rows = tx
         .query_cached(
             "SELECT id, message_id, event_type, payload FROM outbox
-             WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2)
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            &[&max, &min_age],
+             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[&max],
         )
         .await?;
     if rows.is_empty() {
@@ -186,18 +111,8 @@ pub async fn publish_batch(
     Ok(rows.len())
 }
 
-/// Rows one publish carries at most, handed over or scanned.
-const BATCH: usize = 500;
-
-/// How long published events wait to be marked sent together: one commit for all the events
-/// of that time instead of one per publish. Far below [`RECOVER_AFTER`], so the scan never
-/// takes a row only because its mark was pending.
-pub const MARK_EVERY: Duration = Duration::from_millis(50);
-
-/// The relay loop: publish what committed transactions hand over as soon as they do (their
-/// rows are marked sent every [`MARK_EVERY`]), and every `poll` scan for rows unsent for
-/// [`RECOVER_AFTER`] (a replica that died, rows left while RabbitMQ was away). Published rows
-/// older than a day are purged.
+/// The relay loop: publish whenever signalled, and every `poll` anyway (rows of a replica
+/// that died, rows left while RabbitMQ was away). Published rows older than a day are purged.
 pub fn relay(
     pool: Pool,
     broker: Broker,
@@ -206,49 +121,27 @@ pub fn relay(
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut health = Health::default();
-        let mut next_scan = Instant::now();
-        let mut last_purge = Instant::now();
-        // Published, not yet marked sent; and when they are due to be.
-        let mut sent: Vec<Uuid> = Vec::new();
-        let mut next_mark = Instant::now();
+        let mut failures = 0u32;
+        let mut last_purge = tokio::time::Instant::now();
         loop {
-            for events in signal.take().chunks(BATCH) {
-                let published = broker.publish(events).await;
-                if published.is_ok() {
-                    if sent.is_empty() {
-                        next_mark = Instant::now() + MARK_EVERY;
+            match publish_batch(&pool, &broker, 500).await {
+                // A full batch: there may be more, go again at once.
+                Ok(n) if n >= 500 => continue,
+                Ok(_) => {
+                    if failures > 0 {
+                        tracing::info!("outbox relay publishing again");
                     }
-                    sent.extend(events.iter().map(|(_, id, _)| *id));
+                    failures = 0;
                 }
-                health.note(published);
-            }
-            if !sent.is_empty() && (Instant::now() >= next_mark || sent.len() >= BATCH) {
-                match mark_sent(&pool, &sent).await {
-                    Ok(_) => sent.clear(),
-                    Err(e) => {
-                        // Tried again at the next mark; past the cap the scan republishes
-                        // them (the inboxes drop the copies).
-                        let over = sent.len().saturating_sub(STAGED_MAX);
-                        sent.drain(..over);
-                        next_mark = Instant::now() + MARK_EVERY;
-                        health.note(Err(e));
+                Err(e) => {
+                    if failures.is_multiple_of(20) {
+                        tracing::warn!(error = %format!("{e:#}"), "outbox relay cannot publish yet");
                     }
+                    failures += 1;
                 }
-            }
-            if Instant::now() >= next_scan {
-                let scanned = publish_batch(&pool, &broker, BATCH as i64, RECOVER_AFTER).await;
-                // A full batch: there may be more, scan again at once.
-                let full = matches!(scanned, Ok(n) if n >= BATCH);
-                health.note(scanned.map(|_| ()));
-                next_scan = match (full, health.failing()) {
-                    (true, _) => Instant::now(),
-                    (false, false) => Instant::now() + poll,
-                    (false, true) => Instant::now() + poll.max(Duration::from_millis(200)),
-                };
             }
             if last_purge.elapsed() > Duration::from_secs(600) {
-                last_purge = Instant::now();
+                last_purge = tokio::time::Instant::now();
                 if let Ok(client) = pool.get().await {
                     let _ = client
                         .execute_cached(
@@ -258,56 +151,20 @@ pub fn relay(
                         .await;
                 }
             }
+            let wait = if failures > 0 {
+                poll.max(Duration::from_millis(200))
+            } else {
+                poll
+            };
             tokio::select! {
                 _ = cancel.cancelled() => {
                     // Drain what is already committed before the process exits.
-                    let drain = async {
-                        for events in signal.take().chunks(BATCH) {
-                            if broker.publish(events).await.is_ok() {
-                                sent.extend(events.iter().map(|(_, id, _)| *id));
-                            }
-                        }
-                        if !sent.is_empty() {
-                            let _ = mark_sent(&pool, &sent).await;
-                        }
-                        publish_batch(&pool, &broker, BATCH as i64, Duration::ZERO).await
-                    };
-                    let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(3), publish_batch(&pool, &broker, 500)).await;
                     break;
                 }
-                _ = signal.0.wake.notified() => {}
-                _ = tokio::time::sleep_until(next_scan) => {}
-                _ = tokio::time::sleep_until(next_mark), if !sent.is_empty() => {}
+                _ = signal.0.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     })
-}
-
-/// The relay's failures in a row, logged once every 20 and once when it recovers.
-#[derive(Default)]
-struct Health {
-    failures: u32,
-}
-
-impl Health {
-    fn note(&mut self, result: anyhow::Result<()>) {
-        match result {
-            Ok(()) => {
-                if self.failures > 0 {
-                    tracing::info!("outbox relay publishing again");
-                }
-                self.failures = 0;
-            }
-            Err(e) => {
-                if self.failures.is_multiple_of(20) {
-                    tracing::warn!(error = %format!("{e:#}"), "outbox relay cannot publish yet; the rows wait in the outbox");
-                }
-                self.failures += 1;
-            }
-        }
-    }
-
-    fn failing(&self) -> bool {
-        self.failures > 0
-    }
 }

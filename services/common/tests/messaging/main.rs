@@ -344,15 +344,14 @@ async fn the_outbox_relay_publishes_committed_rows_once_and_marks_them_sent() {
         let mut client = pool.get().await.expect("conn");
         let tx = client.transaction().await.expect("tx");
         for e in &events {
-            // Not handed over to a relay: the scan is what publishes them.
-            drop(outbox::append(&tx, e).await.expect("append"));
+            outbox::append(&tx, e).await.expect("append");
         }
         tx.commit().await.expect("commit");
     }
 
     let (a, b) = tokio::join!(
-        outbox::publish_batch(&pool, &consumer, 500, Duration::ZERO),
-        outbox::publish_batch(&pool, &consumer, 500, Duration::ZERO)
+        outbox::publish_batch(&pool, &consumer, 500),
+        outbox::publish_batch(&pool, &consumer, 500)
     );
 
     assert_eq!(
@@ -569,113 +568,4 @@ async fn failed_deliveries_between_acked_ones_are_requeued_and_the_rest_come_onc
     cancel.cancel();
     let _ = task.await;
     cleanup(&prefix).await;
-}
-
-/// A relay's two ways: events handed over after their commit leave at once, without a scan;
-/// a row whose replica died between its commit and the handover is published by the scan once
-/// it is [`outbox::RECOVER_AFTER`] old. Each is published once and its row marked sent.
-#[tokio::test]
-async fn the_relay_publishes_handed_over_events_at_once_and_recovers_the_rest_by_scanning() {
-    let prefix = prefix();
-    let db = format!("{prefix}_relay");
-    let server = "postgres://postgres@127.0.0.1:5432";
-    common::db::ensure_database(server, &db).await.expect("db");
-    let pool = common::db::pool(&common::db::database_url(server, &db), 2).expect("pool");
-    pool.get()
-        .await
-        .expect("conn")
-        .batch_execute(outbox::MIGRATION_SQL)
-        .await
-        .expect("tables");
-    let cancel = CancellationToken::new();
-    let seen = Arc::new(Mutex::new(Vec::<Incoming>::new()));
-    let (consumer, task) = Broker::start(
-        options(&prefix, "payment"),
-        Some(recording_handler(seen.clone(), None)),
-        cancel.clone(),
-    );
-    wait_connected(&consumer).await;
-    let signal = outbox::RelaySignal::default();
-    let relay = outbox::relay(
-        pool.clone(),
-        consumer.clone(),
-        signal.clone(),
-        Duration::from_millis(100),
-        cancel.clone(),
-    );
-    let commit = |event: ReservationBound| {
-        let pool = pool.clone();
-        async move {
-            let mut client = pool.get().await.expect("conn");
-            let tx = client.transaction().await.expect("tx");
-            let staged = outbox::append(&tx, &event).await.expect("append");
-            tx.commit().await.expect("commit");
-            staged
-        }
-    };
-
-    // A replica that died after its commit: nobody hands this one over.
-    let orphan = commit(bound()).await.message_id();
-    let handed = commit(bound()).await;
-    let handed_id = handed.message_id();
-    signal.committed([handed]);
-
-    let ids = |seen: &Mutex<Vec<Incoming>>| -> Vec<Uuid> {
-        seen.lock()
-            .expect("lock")
-            .iter()
-            .map(|m| m.message_id)
-            .collect()
-    };
-    assert!(
-        until(|| ids(&seen).contains(&handed_id)).await,
-        "handed over"
-    );
-    assert!(
-        !ids(&seen).contains(&orphan),
-        "the scan leaves a fresh row to its own replica"
-    );
-    assert!(
-        until(|| ids(&seen).contains(&orphan)).await,
-        "recovered by the scan"
-    );
-    // The mark follows the publisher confirm, so it may land just after the delivery.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let unsent = loop {
-        let unsent: i64 = pool
-            .get()
-            .await
-            .expect("conn")
-            .query_one(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        if unsent == 0 || Instant::now() > deadline {
-            break unsent;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(unsent, 0, "both rows marked sent");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut all = ids(&seen);
-    all.sort();
-    let mut want = vec![orphan, handed_id];
-    want.sort();
-    assert_eq!(all, want, "each published once");
-
-    cancel.cancel();
-    let _ = tokio::join!(task, relay);
-    drop(pool);
-    cleanup(&prefix).await;
-    let (client, conn) =
-        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("pg");
-    tokio::spawn(conn);
-    let _ = client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await;
 }

@@ -16,7 +16,7 @@ use common::events::{
     Event, PaymentDeclined, PaymentSucceeded, ReservationExpired, ReservationRequested,
     StockCommitted, StockRejected, StockReserved,
 };
-use common::messaging::outbox::{self, RelaySignal, Staged};
+use common::messaging::outbox::{self, RelaySignal};
 use common::messaging::{HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
 use std::sync::Arc;
@@ -105,8 +105,8 @@ async fn handle(pool: &Pool, relay: &RelaySignal, incoming: &Incoming) -> Result
         tx.commit().await?;
         return Ok(());
     }
-    let staged = match command {
-        Command::Hold(req) => Some(hold(&tx, &req).await?),
+    let appended = match command {
+        Command::Hold(req) => hold(&tx, &req).await?,
         Command::Commit {
             reservation_id,
             order_id,
@@ -116,7 +116,9 @@ async fn handle(pool: &Pool, relay: &RelaySignal, incoming: &Incoming) -> Result
         }
     };
     tx.commit().await?;
-    relay.committed(staged);
+    if appended {
+        relay.wake();
+    }
     Ok(())
 }
 
@@ -129,11 +131,11 @@ const UNDO_STEP: &str = "ROLLBACK TO SAVEPOINT stock_step";
 /// transaction commits at once, so a stock row is locked for the commit only. Rejected
 /// (before any write, or by a concurrent hold that aborted the statement): back to the
 /// savepoint, and the inbox row commits with `StockRejected` instead.
-async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<Staged, HandleError> {
+async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<bool, HandleError> {
     tx.batch_execute(STEP).await?;
     // Also for a hold placed (or sold) before under another message id: the reservation
     // service ignores a StockReserved it no longer waits for.
-    let reserved = outbox::append(
+    outbox::append(
         tx,
         &StockReserved {
             reservation_id: req.reservation_id,
@@ -141,16 +143,14 @@ async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<Staged, HandleE
     )
     .await?;
     let reason = match stock::hold_in(tx, req).await? {
-        HoldOutcome::Held(_) => return Ok(reserved),
+        HoldOutcome::Held(_) => return Ok(true),
         HoldOutcome::SoldOut => "sold_out",
         HoldOutcome::LimitReached => "limit_reached",
         HoldOutcome::UnknownProduct(_) => "unknown_product",
         HoldOutcome::AlreadyReleased => "hold_released",
     };
     tx.batch_execute(UNDO_STEP).await?;
-    // Its row is gone with the savepoint: never published.
-    drop(reserved);
-    let rejected = outbox::append(
+    outbox::append(
         tx,
         &StockRejected {
             reservation_id: req.reservation_id,
@@ -158,7 +158,7 @@ async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<Staged, HandleE
         },
     )
     .await?;
-    Ok(rejected)
+    Ok(true)
 }
 
 /// A paid reservation's holds become SOLD, `StockCommitted` appended first as in [`hold`].
@@ -169,9 +169,9 @@ async fn commit(
     tx: &Transaction<'_>,
     reservation_id: Uuid,
     order_id: Uuid,
-) -> Result<Option<Staged>, HandleError> {
+) -> Result<bool, HandleError> {
     tx.batch_execute(STEP).await?;
-    let committed = outbox::append(
+    outbox::append(
         tx,
         &StockCommitted {
             reservation_id,
@@ -180,7 +180,7 @@ async fn commit(
     )
     .await?;
     match stock::commit_in(tx, reservation_id).await? {
-        Transition::Done => return Ok(Some(committed)),
+        Transition::Done => return Ok(true),
         Transition::Conflict(state) => {
             tracing::error!(%reservation_id, %order_id, state = state.as_str(),
                 "payment succeeded but the holds are no longer HELD: not committed");
@@ -191,9 +191,7 @@ async fn commit(
         }
     }
     tx.batch_execute(UNDO_STEP).await?;
-    // Its row is gone with the savepoint: never published.
-    drop(committed);
-    Ok(None)
+    Ok(false)
 }
 
 /// Expired or declined: the stock goes back on sale (a tombstone if no hold arrived yet).
@@ -203,7 +201,7 @@ async fn release(
     tx: &Transaction<'_>,
     reservation_id: Uuid,
     cause: &str,
-) -> Result<Option<Staged>, HandleError> {
+) -> Result<bool, HandleError> {
     match stock::release_in(tx, reservation_id).await? {
         Transition::Done | Transition::Unknown => {}
         Transition::Conflict(state) => {
@@ -211,5 +209,5 @@ async fn release(
                 "release asked for holds that are already sold: left as they are");
         }
     }
-    Ok(None)
+    Ok(false)
 }

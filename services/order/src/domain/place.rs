@@ -58,18 +58,21 @@ pub async fn place(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let (order, created) = orders::create_or_get_in(&tx, &new).await?;
-    let placed = if created {
-        let placed = OrderPlaced {
-            order_id: order.id,
-            reservation_id,
-            user_id,
-        };
-        Some(outbox::append(&tx, &placed).await?)
-    } else {
-        None
-    };
+    if created {
+        outbox::append(
+            &tx,
+            &OrderPlaced {
+                order_id: order.id,
+                reservation_id,
+                user_id,
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
-    relay.committed(placed);
+    if created {
+        relay.wake();
+    }
     owned(order, user_id)
 }
 

@@ -68,9 +68,9 @@ async fn handle(
         tx.commit().await?;
         return Ok(());
     }
-    let outcome = append_outcome(&tx, &payment, bound.reservation_id).await?;
+    append_outcome(&tx, &payment, bound.reservation_id).await?;
     tx.commit().await?;
-    relay.committed([outcome]);
+    relay.wake();
     Ok(())
 }
 
@@ -87,9 +87,9 @@ async fn append_outcome(
     tx: &deadpool_postgres::Transaction<'_>,
     payment: &Payment,
     reservation_id: Uuid,
-) -> Result<outbox::Staged, HandleError> {
+) -> Result<(), HandleError> {
     let (order_id, payment_id) = (payment.order_id, payment.payment_id);
-    let staged = match payment.status {
+    match payment.status {
         PaymentStatus::Succeeded => {
             outbox::append(
                 tx,
@@ -99,7 +99,7 @@ async fn append_outcome(
                     payment_id,
                 },
             )
-            .await?
+            .await?;
         }
         PaymentStatus::Declined => {
             outbox::append(
@@ -110,7 +110,7 @@ async fn append_outcome(
                     payment_id,
                 },
             )
-            .await?
+            .await?;
         }
         PaymentStatus::Pending => {
             // settle() answers a final payment; retry rather than emit nothing.
@@ -118,6 +118,6 @@ async fn append_outcome(
                 "payment of order {order_id} is still PENDING after the charge"
             )));
         }
-    };
-    Ok(staged)
+    }
+    Ok(())
 }

@@ -23,7 +23,6 @@ use common::events::{
     Event, EventItem, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable,
     ReservationRequested, StockCommitted, StockRejected, StockReserved,
 };
-use common::messaging::outbox::Staged;
 use common::messaging::{outbox, HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
 use std::sync::Arc;
@@ -85,30 +84,36 @@ async fn handle(
         return Ok(None);
     }
     let mut settled = None;
-    let mut staged = None;
-    match message {
+    let appended = match message {
         Consumed::StockReserved(e) => {
             settled = settle(&tx, &e.reservation_id, Status::Reserved, "StockReserved").await?;
+            false
         }
         Consumed::StockRejected(e) => {
             settled = stock_rejected(&tx, e).await?;
+            false
         }
         Consumed::OrderPlaced(e) => {
-            staged = Some(order_placed(&tx, e).await?);
+            order_placed(&tx, e).await?;
+            true
         }
         Consumed::StockCommitted(e) => {
             let confirmed =
                 reservations::mark_confirmed_in(&tx, e.reservation_id, e.order_id).await?;
             log_late(confirmed.is_none(), &e.reservation_id, "StockCommitted");
+            false
         }
         Consumed::PaymentDeclined(e) => {
             let cancelled =
                 reservations::cancel_declined_in(&tx, e.reservation_id, e.order_id).await?;
             log_late(cancelled.is_none(), &e.reservation_id, "PaymentDeclined");
+            false
         }
-    }
+    };
     tx.commit().await?;
-    relay.committed(staged);
+    if appended {
+        relay.wake();
+    }
     Ok(settled)
 }
 
@@ -147,8 +152,8 @@ async fn stock_rejected(
 }
 
 /// The begin-payment binding of sync mode, answered with an event instead of a status code.
-async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<Staged, HandleError> {
-    let staged = match binding(tx, &e).await? {
+async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), HandleError> {
+    match binding(tx, &e).await? {
         Ok(total_cents) => {
             outbox::append(
                 tx,
@@ -159,7 +164,7 @@ async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<Staged, Ha
                     total_cents,
                 },
             )
-            .await?
+            .await?;
         }
         Err(reason) => {
             tracing::info!(order_id = %e.order_id, reservation_id = %e.reservation_id, reason, "order placed on a reservation that cannot be paid");
@@ -171,10 +176,10 @@ async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<Staged, Ha
                     reason: reason.to_string(),
                 },
             )
-            .await?
+            .await?;
         }
-    };
-    Ok(staged)
+    }
+    Ok(())
 }
 
 /// Bind the order (owner only): `Ok(total_cents)` once it is bound, or why it cannot be,

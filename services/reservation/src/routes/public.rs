@@ -90,9 +90,9 @@ async fn request_stock(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let pending = reservations::insert_pending_in(&tx, new).await?;
-    let requested = outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
+    outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
     tx.commit().await?;
-    relay.committed([requested]);
+    relay.wake();
     Ok(HttpResponse::Accepted()
         .insert_header((LOCATION, format!("/api/reservations/{}", pending.id)))
         .json(Accepted {
