@@ -176,11 +176,11 @@ fn the_frame_size_asked_for_is_the_default_unless_the_url_names_one() {
     assert!(err.contains("is not an AMQP URL"), "{err}");
 }
 
-/// The frame size a connection negotiated, as RabbitMQ reports it; the connection is found
-/// by the unique name it gave in its client properties.
-fn negotiated_frame_max(connection_name: &str) -> Option<u32> {
+/// What `rabbitmqctl -q <args>` prints; it must succeed.
+fn rabbitmqctl(args: &[&str]) -> String {
     let out = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "list_connections", "frame_max", "client_properties"])
+        .arg("-q")
+        .args(args)
         .output()
         .expect("run rabbitmqctl");
     assert!(
@@ -188,8 +188,14 @@ fn negotiated_frame_max(connection_name: &str) -> Option<u32> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The frame size a connection negotiated, as RabbitMQ reports it; the connection is found
+/// by the unique name it gave in its client properties.
+fn negotiated_frame_max(connection_name: &str) -> Option<u32> {
     let quoted = format!("\"{connection_name}\"");
-    String::from_utf8_lossy(&out.stdout)
+    rabbitmqctl(&["list_connections", "frame_max", "client_properties"])
         .lines()
         .find(|line| line.contains(&quoted))?
         .split('\t')
@@ -410,22 +416,12 @@ async fn a_publisher_started_while_rabbitmq_is_unreachable_waits_and_reports_not
 
 /// `(ready, unacked)` of `queue`, as RabbitMQ counts them.
 fn queue_depth(queue: &str) -> (u32, u32) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_queues",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ])
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = rabbitmqctl(&[
+        "list_queues",
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+    ]);
     let line = stdout
         .lines()
         .map(|l| l.split('\t').collect::<Vec<_>>())
