@@ -4,7 +4,7 @@
 //! starved. The same loop samples the services' processes (`harness.lp`), a fallback for the
 //! report when the services wrote no metrics of their own.
 
-use super::procfs::{self, CpuMeter};
+use super::procfs::{self, ComponentMeter, CpuMeter};
 use crate::report::k6data::{Load, LoadSample, LOAD_FILE, SERIES_FILE, SUMMARY_FILE};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
@@ -97,6 +97,7 @@ pub async fn run(mut spec: LoadRun<'_>) -> anyhow::Result<LoadResult> {
     let mut ended: Option<DateTime<Utc>> = None;
     let mut k6_cpu = CpuMeter::default();
     let mut service_cpu = CpuMeter::default();
+    let mut machine_split = ComponentMeter::default();
     let mut last_tick = Instant::now();
     let mut last_machine = procfs::machine_ticks();
     let mut last_requests: Option<f64> = None;
@@ -122,6 +123,7 @@ pub async fn run(mut spec: LoadRun<'_>) -> anyhow::Result<LoadResult> {
             _ => None,
         };
         last_machine = machine;
+        let components = machine_split.cores(secs);
         let mut service_samples = Vec::new();
         for s in &spec.services {
             if let Some(cores) = service_cpu.cores(s.pid, secs) {
@@ -153,6 +155,11 @@ pub async fn run(mut spec: LoadRun<'_>) -> anyhow::Result<LoadResult> {
                 k6_cores: k6_cores.unwrap_or(0.0),
                 machine_busy: busy.unwrap_or(0.0),
                 requests_per_sec: rps,
+                components: components
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(part, cores)| (part.to_string(), cores))
+                    .collect(),
             });
             let ns = now.timestamp_nanos_opt().unwrap_or(0);
             for (s, cores, rss) in &service_samples {

@@ -92,6 +92,81 @@ impl CpuMeter {
     }
 }
 
+/// The parts of the machine a run's CPU is split into, by process name (`/proc/<pid>/comm`).
+pub const COMPONENTS: [&str; 8] = [
+    "PostgreSQL",
+    "RabbitMQ",
+    "service replicas",
+    "k6",
+    "nginx",
+    "Redis",
+    "harness",
+    "other",
+];
+
+/// Which of [`COMPONENTS`] a process named `comm` belongs to.
+pub fn component(comm: &str) -> &'static str {
+    match comm {
+        c if c.starts_with("postgres") || c.starts_with("postmaster") => "PostgreSQL",
+        // The Erlang VM and its helpers (the port spawner, the port mapper, DNS lookups).
+        c if c.starts_with("beam") => "RabbitMQ",
+        "erl_child_setup" | "epmd" | "inet_gethost" => "RabbitMQ",
+        "gateway" | "inventory" | "order" | "payment" | "reservation" => "service replicas",
+        "k6" => "k6",
+        c if c.starts_with("nginx") => "nginx",
+        c if c.starts_with("redis") => "Redis",
+        "flashsale" => "harness",
+        _ => "other",
+    }
+}
+
+/// Every process's CPU between calls, summed per [`component`]: where the machine's CPU went
+/// during a run, the database server, the broker and the load generator included (the
+/// services' own samples cover only themselves).
+#[derive(Default)]
+pub struct ComponentMeter {
+    last: Option<BTreeMap<u32, (&'static str, u64)>>,
+}
+
+impl ComponentMeter {
+    /// Cores used per component since the previous call (`None` on the first call). A process
+    /// that started since then counts from its start; one that ended is left out.
+    pub fn cores(&mut self, secs: f64) -> Option<BTreeMap<&'static str, f64>> {
+        let now = all_processes();
+        let before = self.last.replace(now)?;
+        if secs <= 0.0 {
+            return None;
+        }
+        let now = self.last.as_ref()?;
+        let mut split: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for (pid, (part, ticks)) in now {
+            let was = before
+                .get(pid)
+                .filter(|(p, _)| p == part)
+                .map_or(0, |(_, t)| *t);
+            *split.entry(part).or_default() += ticks.saturating_sub(was) as f64;
+        }
+        for v in split.values_mut() {
+            *v /= ticks_per_sec() * secs;
+        }
+        Some(split)
+    }
+}
+
+/// Every process of the machine: its component and its CPU ticks so far.
+fn all_processes() -> BTreeMap<u32, (&'static str, u64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            Some((pid, (component(comm.trim()), process_ticks(pid)?)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +180,51 @@ mod tests {
         assert!(total >= busy && total > 0);
         let (_, cores, memory) = machine();
         assert!(cores >= 1 && memory > 0);
+    }
+
+    #[test]
+    fn processes_are_split_into_the_components_of_the_machine() {
+        for (comm, part) in [
+            ("postgres", "PostgreSQL"),
+            ("postmaster", "PostgreSQL"),
+            ("beam.smp", "RabbitMQ"),
+            ("epmd", "RabbitMQ"),
+            ("reservation", "service replicas"),
+            ("gateway", "service replicas"),
+            ("k6", "k6"),
+            ("nginx", "nginx"),
+            ("redis-server", "Redis"),
+            ("flashsale", "harness"),
+            ("bash", "other"),
+        ] {
+            assert_eq!(component(comm), part, "{comm}");
+            assert!(COMPONENTS.contains(&part));
+        }
+    }
+
+    #[test]
+    fn the_component_meter_sees_cpu_this_process_burns() {
+        let mut meter = ComponentMeter::default();
+        assert!(meter.cores(1.0).is_none(), "the first call only remembers");
+        let me = std::process::id();
+        let ticks0 = process_ticks(me).expect("own ticks");
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        // Burn 0.3 s of CPU (not of wall time: other tests may share the cores).
+        while process_ticks(me).expect("own ticks") < ticks0 + (0.3 * ticks_per_sec()) as u64 {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        std::hint::black_box(x);
+        let secs = start.elapsed().as_secs_f64();
+        let split = meter.cores(secs).expect("a second call measures");
+        // This test binary is none of the named components, so its CPU counts as "other".
+        let other_secs = split.get("other").copied().unwrap_or(0.0) * secs;
+        assert!(
+            other_secs >= 0.3,
+            "0.3 s burned, {other_secs:.2} s seen: {split:?}"
+        );
+        assert!(split.keys().all(|k| COMPONENTS.contains(k)), "{split:?}");
     }
 }

@@ -226,6 +226,10 @@ pub struct LoadSample {
     pub machine_busy: f64,
     /// k6's requests per second (everything it sent, from its REST API).
     pub requests_per_sec: f64,
+    /// The machine's CPU in cores per component (`compare::procfs::COMPONENTS`); empty in
+    /// runs recorded before the split was sampled.
+    #[serde(default)]
+    pub components: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

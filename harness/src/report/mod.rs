@@ -109,6 +109,44 @@ impl RunData {
         ))
     }
 
+    /// Mean cores per component of the machine over the run (samples without a split, from
+    /// runs recorded before it was sampled, are left out).
+    fn cpu_split(&self) -> Option<BTreeMap<String, f64>> {
+        let samples: Vec<_> = self
+            .load
+            .as_ref()?
+            .samples
+            .iter()
+            .filter(|s| !s.components.is_empty())
+            .collect();
+        if samples.is_empty() {
+            return None;
+        }
+        let mut split: BTreeMap<String, f64> = BTreeMap::new();
+        for s in &samples {
+            for (part, cores) in &s.components {
+                *split.entry(part.clone()).or_default() += cores;
+            }
+        }
+        let n = samples.len() as f64;
+        split.values_mut().for_each(|v| *v /= n);
+        Some(split)
+    }
+
+    /// Milliseconds of machine CPU per confirmed checkout, per component: the run's mean
+    /// cores × 1000 ÷ its confirmed checkouts per second.
+    fn cpu_per_checkout(&self) -> Option<BTreeMap<String, f64>> {
+        let rate = self.checkouts_per_sec().filter(|r| *r > 0.0)?;
+        let mut split = self.cpu_split()?;
+        split.values_mut().for_each(|v| *v *= 1000.0 / rate);
+        Some(split)
+    }
+
+    /// All of the machine's CPU per confirmed checkout, in ms.
+    fn machine_cpu_per_checkout(&self) -> Option<f64> {
+        Some(self.cpu_per_checkout()?.values().sum())
+    }
+
     fn starved(&self, cores: usize) -> bool {
         self.load_means().is_some_and(|(k6, busy)| {
             busy >= BUSY_LIMIT || k6 > K6_SHARE_LIMIT * cores.max(1) as f64
@@ -250,6 +288,8 @@ enum Unit {
     Share,
     /// CPU in % of one core.
     Cpu,
+    /// Milliseconds of CPU time.
+    CpuMs,
     Megabytes,
     Rate,
 }
@@ -261,7 +301,7 @@ struct MetricDef {
     value: fn(&RunData) -> Option<f64>,
 }
 
-const METRICS: [MetricDef; 9] = [
+const METRICS: [MetricDef; 10] = [
     MetricDef {
         label: "Avg latency",
         unit: Unit::Ms,
@@ -291,6 +331,12 @@ const METRICS: [MetricDef; 9] = [
         unit: Unit::Cpu,
         better: Better::Lower,
         value: |r| Some(r.usage.as_ref()?.0.cpu_percent),
+    },
+    MetricDef {
+        label: "Machine CPU per confirmed checkout",
+        unit: Unit::CpuMs,
+        better: Better::Lower,
+        value: RunData::machine_cpu_per_checkout,
     },
     MetricDef {
         label: "Memory usage (services, RSS)",
@@ -339,6 +385,8 @@ struct Level {
     /// Counted runs per mode, e.g. "3 runs (sync), 3 runs (async)".
     runs_note: String,
     rows: Vec<Row>,
+    /// Machine CPU per confirmed checkout by component (empty without a sampled split).
+    cpu_rows: Vec<Row>,
     charts: Vec<Chart>,
 }
 
@@ -404,6 +452,7 @@ fn fmt_unit(v: f64, unit: Unit) -> String {
         Unit::Ms => format!("{} ms", fmt_num(v)),
         Unit::Share => format!("{:.2} %", v * 100.0),
         Unit::Cpu => format!("{} %", fmt_num(v)),
+        Unit::CpuMs => format!("{} ms", fmt_num(v)),
         Unit::Megabytes => format!("{} MB", fmt_num(v)),
         Unit::Rate => fmt_num(v),
     }
@@ -594,6 +643,48 @@ fn level_charts(vus: usize, by_mode: &[(&str, &str, Vec<&RunData>)]) -> anyhow::
     Ok(out)
 }
 
+/// One row per component of the machine (and one for all of it): ms of CPU per confirmed
+/// checkout in each mode, lower wins.
+fn cpu_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
+    let per_run: Vec<Vec<BTreeMap<String, f64>>> = by_mode
+        .iter()
+        .map(|(_, _, rs)| rs.iter().filter_map(|r| r.cpu_per_checkout()).collect())
+        .collect();
+    if per_run.iter().all(Vec::is_empty) {
+        return Vec::new();
+    }
+    let spread = |runs: &Vec<BTreeMap<String, f64>>, part: Option<&str>| {
+        let values: Vec<f64> = runs
+            .iter()
+            .map(|split| match part {
+                Some(p) => split.get(p).copied().unwrap_or(0.0),
+                None => split.values().sum(),
+            })
+            .collect();
+        Spread::of(&values)
+    };
+    crate::compare::procfs::COMPONENTS
+        .iter()
+        .map(|p| (*p, Some(*p)))
+        .chain([("all", None)])
+        .map(|(label, part)| {
+            let spreads: Vec<Option<Spread>> =
+                per_run.iter().map(|runs| spread(runs, part)).collect();
+            // The measuring harness and the rest of the machine belong to neither mode.
+            let winner = if matches!(label, "harness" | "other") {
+                "–".to_string()
+            } else {
+                winner_text(spreads[0], spreads[1], Better::Lower)
+            };
+            Row {
+                metric: label.to_string(),
+                cells: spreads.iter().map(|s| cell(*s, Unit::CpuMs)).collect(),
+                winner,
+            }
+        })
+        .collect()
+}
+
 fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
     let cores = manifest.environment.cores;
     let mut levels_vus: Vec<usize> = manifest.settings.vus.clone();
@@ -647,6 +738,7 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
             vus,
             runs_note,
             rows,
+            cpu_rows: cpu_rows(&by_mode),
             charts: level_charts(vus, &by_mode)?,
         });
     }

@@ -104,7 +104,35 @@ async fn compare_quick_runs_both_scenarios_and_every_run_keeps_the_invariants() 
                     run_dir.display()
                 );
             }
+            // The machine's CPU, split by component, saw the parts that did the work.
+            let load: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(run_dir.join("load.json")).expect("load.json"),
+            )
+            .expect("json");
+            let samples = load["samples"].as_array().expect("samples");
+            let used = |part: &str| -> f64 {
+                samples
+                    .iter()
+                    .filter_map(|s| s["components"][part].as_f64())
+                    .sum()
+            };
+            for part in ["PostgreSQL", "service replicas", "k6", "nginx"] {
+                assert!(
+                    used(part) > 0.0,
+                    "{part} used no CPU in {}: {samples:?}",
+                    run_dir.display()
+                );
+            }
+            if run["mode"] == "async" {
+                assert!(used("RabbitMQ") > 0.0, "the broker worked in async mode");
+            }
         }
+        assert!(
+            md.contains("| Machine CPU per confirmed checkout |"),
+            "the comparison names what a checkout costs the machine:\n{md}"
+        );
+        assert!(md.contains("| Component | Synchronous + Round Robin |"));
+        assert!(md.contains("\n| RabbitMQ | "));
         let confirmed: f64 = runs
             .iter()
             .map(|run| {
