@@ -206,6 +206,26 @@ pub async fn compare(opts: crate::compare::CompareOptions) -> anyhow::Result<boo
     }
 }
 
+/// `flashsale ceiling`: the journey against the null backend, in each mode's shape. Returns
+/// whether every journey completed (otherwise the figures are no ceiling).
+pub async fn ceiling(opts: crate::ceiling::CeilingOptions) -> anyhow::Result<bool> {
+    let (ok, dir, ceiling) = tokio::select! {
+        result = crate::ceiling::run(&opts) => result?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: the null backend was stopped"),
+    };
+    println!("{}", ceiling.table());
+    println!(
+        "report: {}",
+        dir.join(crate::ceiling::MARKDOWN_FILE).display()
+    );
+    if !ok {
+        tracing::error!(
+            "some journeys failed against the null backend: these figures are no ceiling"
+        );
+    }
+    Ok(ok)
+}
+
 /// `flashsale report DIR`: rebuild a comparison's report.md and report.html from its raw data.
 pub fn report(dir: &Path) -> anyhow::Result<bool> {
     let built = crate::report::build(dir)?;

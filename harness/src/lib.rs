@@ -5,12 +5,14 @@
 //! of its own in front of them ([`suite`], [`nginx`]), seeded with users and products
 //! ([`seed`]). After a run it audits the invariants of DESIGN.md section 4 over all five
 //! databases ([`verify`]). Its main job, `flashsale compare`, drives both architectures with
-//! k6 ([`k6`], [`compare`]) and writes the comparison report from the raw data ([`report`]).
+//! k6 ([`k6`], [`compare`]) and writes the comparison report from the raw data ([`report`]);
+//! `flashsale ceiling` measures what the load generator alone leaves of the machine ([`ceiling`]).
 //!
 //! Architecture invariant: the harness never signals a process it did not start. Every pid
 //! it records comes with the binary it ran, and is signalled only while it still runs it.
 
 pub mod broker;
+pub mod ceiling;
 pub mod chaos;
 pub mod commands;
 pub mod compare;
@@ -24,6 +26,7 @@ pub mod seed;
 pub mod state;
 pub mod store;
 pub mod suite;
+pub mod templates;
 pub mod verify;
 
 pub use nginx::SERVICES;

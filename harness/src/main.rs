@@ -92,6 +92,11 @@ enum Command {
     /// scenario, warm-ups, counted runs, drain and invariants after each) and write the
     /// comparison report under `--reports-dir`. Exit status 1 when any run's invariants fail.
     Compare(Box<CompareArgs>),
+    /// The instrument's ceiling on this machine: k6 runs the same journey, at the same virtual
+    /// users, against a null backend (nginx answering every step itself, nothing behind it),
+    /// in each mode's journey shape; writes `<reports-dir>/<timestamp>-ceiling/ceiling.md`.
+    /// No comparison here can beat these figures. Exit status 1 when a journey failed.
+    Ceiling(CeilingArgs),
     /// Rebuild report.md and report.html of a `compare` report folder from its raw data.
     Report {
         /// The report folder (the one holding runs.json).
@@ -102,6 +107,56 @@ enum Command {
     /// spread over `--duration`; then drain, audit, and print the fault log. Exit status 1
     /// when anything was lost, charged twice, oversold or left stuck.
     Chaos(ChaosArgs),
+}
+
+#[derive(clap::Args)]
+struct CeilingArgs {
+    /// Journey shapes to measure, comma-separated [default: sync,async].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    modes: Option<Vec<ModeArg>>,
+    /// Virtual users, as in the comparison's counted runs.
+    #[arg(long, default_value_t = 500)]
+    vus: usize,
+    /// Runs per journey shape; the report gives their median.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Length of each run, e.g. 30s or 1m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// The report goes to `<reports-dir>/<timestamp>-ceiling/`.
+    #[arg(long, default_value = "reports")]
+    reports_dir: PathBuf,
+    /// The null backend's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The wait each status poll asks for, as in `compare --poll-wait`.
+    #[arg(long, default_value_t = harness::compare::DEFAULT_POLL_WAIT_SECS)]
+    poll_wait: u64,
+    /// Run this journey script instead of the compiled-in one.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Do not check or install the servers first (k6 and nginx must be there).
+    #[arg(long)]
+    skip_setup: bool,
+}
+
+impl CeilingArgs {
+    fn into_options(self) -> harness::ceiling::CeilingOptions {
+        harness::ceiling::CeilingOptions {
+            modes: self
+                .modes
+                .map(|m| m.into_iter().map(ModeArg::into_mode).collect())
+                .unwrap_or_else(|| harness::ceiling::CeilingOptions::default().modes),
+            vus: self.vus,
+            runs: self.runs,
+            duration: self.duration,
+            reports_dir: self.reports_dir,
+            port: self.port,
+            poll_wait_secs: self.poll_wait,
+            script: self.script,
+            skip_setup: self.skip_setup,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -169,6 +224,15 @@ enum ModeArg {
     Async,
 }
 
+impl ModeArg {
+    fn into_mode(self) -> common::Mode {
+        match self {
+            ModeArg::Sync => common::Mode::Sync,
+            ModeArg::Async => common::Mode::Async,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct UpArgs {
     #[arg(long, value_enum)]
@@ -232,10 +296,7 @@ fn parse_env(raw: &str) -> Result<(String, String), String> {
 impl UpArgs {
     fn into_options(self) -> SuiteOptions {
         SuiteOptions {
-            mode: match self.mode {
-                ModeArg::Sync => common::Mode::Sync,
-                ModeArg::Async => common::Mode::Async,
-            },
+            mode: self.mode.into_mode(),
             replicas: self.replicas,
             users: self.users,
             products: self.products,
@@ -411,13 +472,7 @@ impl CompareArgs {
         let duration = self.duration.unwrap_or(base.duration);
         CompareOptions {
             modes: self.modes.map_or(base.modes.clone(), |modes| {
-                modes
-                    .into_iter()
-                    .map(|m| match m {
-                        ModeArg::Sync => common::Mode::Sync,
-                        ModeArg::Async => common::Mode::Async,
-                    })
-                    .collect()
+                modes.into_iter().map(ModeArg::into_mode).collect()
             }),
             scenarios: match self.scenario {
                 None | Some(ScenarioArg::Both) => vec![Scenario::Flash, Scenario::Sustained],
@@ -548,6 +603,7 @@ async fn main() -> ExitCode {
         },
         Command::Status { run_dir, json } => commands::status(&run_dir, json).await,
         Command::Compare(args) => commands::compare(args.into_options()).await,
+        Command::Ceiling(args) => commands::ceiling(args.into_options()).await,
         Command::Report { dir } => commands::report(&dir),
         Command::Chaos(args) => {
             commands::chaos(commands::ChaosArgs {

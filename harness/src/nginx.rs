@@ -54,90 +54,86 @@ impl NginxConfig {
                 bail!("nginx needs at least one {service} replica");
             }
         }
-        let mut env = minijinja::Environment::new();
-        // Block tags sit on lines of their own in the template and leave no blank lines.
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .keep_trailing_newline(true)
-                .build()
-                .context("building the template syntax")?,
-        );
-        env.add_template("nginx.conf", TEMPLATE)
-            .context("parsing nginx/nginx.conf.j2")?;
-        // Root's nginx workers drop to `nobody`, who cannot enter a private run folder.
-        let user = nix::unistd::geteuid().is_root().then_some("root");
         let context = TemplateContext {
             mode: self.mode.as_str(),
             port: self.port,
             suite: &self.suite,
             prefix: self.prefix.to_string_lossy().into_owned(),
             upstreams: &self.upstreams,
-            user,
+            user: worker_user(),
         };
-        env.get_template("nginx.conf")?
-            .render(minijinja::value::Serde(&context))
-            .context("rendering nginx/nginx.conf.j2")
+        crate::templates::render("nginx/nginx.conf.j2", TEMPLATE, &context)
     }
 
-    pub fn conf_path(&self) -> PathBuf {
-        self.prefix.join("nginx.conf")
-    }
-
-    /// Render into `<prefix>/nginx.conf`, create the temp folders, and check it with `nginx -t`.
+    /// Render into `<prefix>/nginx.conf` and check it with `nginx -t` ([`write_and_check`]).
     pub fn write_and_check(&self, nginx: &Path) -> anyhow::Result<PathBuf> {
-        for sub in [
-            "temp/client_body",
-            "temp/proxy",
-            "temp/fastcgi",
-            "temp/uwsgi",
-            "temp/scgi",
-        ] {
-            std::fs::create_dir_all(self.prefix.join(sub))
-                .with_context(|| format!("creating {}", self.prefix.join(sub).display()))?;
-        }
-        let conf = self.conf_path();
-        std::fs::write(&conf, self.render()?)
-            .with_context(|| format!("writing {}", conf.display()))?;
-        let out = Command::new(nginx)
-            .args(self.args(&conf))
-            .arg("-t")
-            .output()
-            .with_context(|| format!("running {} -t", nginx.display()))?;
-        if !out.status.success() {
-            bail!(
-                "nginx -t rejected {}:\n{}",
-                conf.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(conf)
-    }
-
-    /// `-p <prefix> -c <conf> -e <error log>`: `-e` keeps even the messages nginx writes before
-    /// reading its configuration out of /var/log.
-    pub fn args(&self, conf: &Path) -> Vec<String> {
-        vec![
-            "-p".into(),
-            self.prefix.to_string_lossy().into(),
-            "-c".into(),
-            conf.to_string_lossy().into(),
-            "-e".into(),
-            self.prefix.join("error.log").to_string_lossy().into(),
-        ]
+        write_and_check(&self.prefix, &self.render()?, nginx)
     }
 
     /// Start nginx in the foreground (`daemon off`) as a child in its own process group.
     pub fn spawn(&self, nginx: &Path, conf: &Path) -> anyhow::Result<Child> {
-        let args = self.args(conf);
-        crate::process::spawn(&crate::process::Spawn {
-            exe: nginx,
-            args: &args,
-            env: &[],
-            log: &self.prefix.join("stderr.log"),
-        })
+        spawn(&self.prefix, nginx, conf)
     }
+}
+
+/// The user nginx's workers run as: root's workers would drop to `nobody`, who cannot enter
+/// a private run folder, so they keep root.
+pub(crate) fn worker_user() -> Option<&'static str> {
+    nix::unistd::geteuid().is_root().then_some("root")
+}
+
+/// Write `text` as `<prefix>/nginx.conf`, create the temp folders every template names, and
+/// check it with `nginx -t`. Returns the config's path.
+pub fn write_and_check(prefix: &Path, text: &str, nginx: &Path) -> anyhow::Result<PathBuf> {
+    for sub in [
+        "temp/client_body",
+        "temp/proxy",
+        "temp/fastcgi",
+        "temp/uwsgi",
+        "temp/scgi",
+    ] {
+        std::fs::create_dir_all(prefix.join(sub))
+            .with_context(|| format!("creating {}", prefix.join(sub).display()))?;
+    }
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+    let out = Command::new(nginx)
+        .args(args(prefix, &conf))
+        .arg("-t")
+        .output()
+        .with_context(|| format!("running {} -t", nginx.display()))?;
+    if !out.status.success() {
+        bail!(
+            "nginx -t rejected {}:\n{}",
+            conf.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(conf)
+}
+
+/// `-p <prefix> -c <conf> -e <error log>`: `-e` keeps even the messages nginx writes before
+/// reading its configuration out of /var/log.
+fn args(prefix: &Path, conf: &Path) -> Vec<String> {
+    vec![
+        "-p".into(),
+        prefix.to_string_lossy().into(),
+        "-c".into(),
+        conf.to_string_lossy().into(),
+        "-e".into(),
+        prefix.join("error.log").to_string_lossy().into(),
+    ]
+}
+
+/// Start nginx in the foreground (`daemon off`) as a child in its own process group, its
+/// output in `<prefix>/stderr.log`.
+pub fn spawn(prefix: &Path, nginx: &Path, conf: &Path) -> anyhow::Result<Child> {
+    crate::process::spawn(&crate::process::Spawn {
+        exe: nginx,
+        args: &args(prefix, conf),
+        env: &[],
+        log: &prefix.join("stderr.log"),
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod async_reliability;
 mod bad_input;
+mod ceiling;
 mod compare;
 mod compose;
 mod concurrency;

@@ -1,0 +1,835 @@
+//! `flashsale ceiling`: the instrument's ceiling on this machine.
+//!
+//! k6 runs the comparison's own journey script, with the same options and outputs, against a
+//! null backend: an nginx that answers every step of the checkout itself, with the public
+//! contract's statuses, bodies and `Location` headers (`nginx/null-backend.conf.j2`), and
+//! runs no service, database or broker. Whatever a suite behind the same nginx does, it cannot
+//! beat these numbers on the same machine, at the same virtual users: they are what the load
+//! generator and the entry proxy alone leave. In a closed loop without think time they bound
+//! the latency too (latency ≈ virtual users ÷ throughput), which is what a latency target at a
+//! fixed number of virtual users must be read against.
+//!
+//! Each mode's journey shape is measured: sync (201 / 200 at once, five requests per checkout)
+//! and async (202 and a status URL that is final at its first poll, seven requests). A run in
+//! which any journey failed is no ceiling of the journey: the command then exits with status 1.
+
+use crate::compare::load;
+use crate::report::k6data::{self, Load, Summary};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use common::Mode;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The null backend's nginx template, compiled in.
+pub const TEMPLATE: &str = include_str!("../../nginx/null-backend.conf.j2");
+/// The figures of every run and their medians, beside the Markdown report.
+pub const CEILING_FILE: &str = "ceiling.json";
+pub const MARKDOWN_FILE: &str = "ceiling.md";
+const MARKDOWN_TEMPLATE: &str = include_str!("../templates/ceiling.md.j2");
+/// The name the null backend's `/nginx-health` answers, so a start-up never takes another
+/// nginx on the same port for it.
+const SUITE_NAME: &str = "null-backend";
+/// How long the null backend may take to answer its health check after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything `flashsale ceiling` runs with.
+#[derive(Debug, Clone)]
+pub struct CeilingOptions {
+    pub modes: Vec<Mode>,
+    pub vus: usize,
+    pub runs: usize,
+    pub duration: Duration,
+    /// The report goes to `<reports_dir>/<timestamp>-ceiling/`.
+    pub reports_dir: PathBuf,
+    /// The null backend's port on 127.0.0.1.
+    pub port: u16,
+    /// The wait the journey's status polls ask for, as in `compare` (the null backend answers
+    /// at once whatever they ask).
+    pub poll_wait_secs: u64,
+    /// Run this journey script instead of the compiled-in one.
+    pub script: Option<PathBuf>,
+    pub skip_setup: bool,
+}
+
+impl Default for CeilingOptions {
+    /// The benchmark's load: 500 virtual users, 3 runs of 30 s per mode
+    /// (`scripts/bench-sustained.sh`).
+    fn default() -> Self {
+        Self {
+            modes: vec![Mode::Sync, Mode::Async],
+            vus: 500,
+            runs: 3,
+            duration: Duration::from_secs(30),
+            reports_dir: PathBuf::from("reports"),
+            port: 8080,
+            poll_wait_secs: crate::compare::DEFAULT_POLL_WAIT_SECS,
+            script: None,
+            skip_setup: false,
+        }
+    }
+}
+
+/// What one run reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub requests_per_sec: f64,
+    pub avg_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    /// End-to-end checkout time of confirmed journeys, as `compare` measures it.
+    pub checkout_p95_ms: Option<f64>,
+    pub checkouts_per_sec: f64,
+    pub failed_journeys: f64,
+    pub failure_rate: Option<f64>,
+    /// Mean cores while the scenario ran.
+    pub k6_cores: Option<f64>,
+    pub nginx_cores: Option<f64>,
+    /// Mean share of the machine that was busy (0..1).
+    pub machine_busy: Option<f64>,
+    /// k6's CPU per request it sent, in microseconds.
+    pub k6_us_per_request: Option<f64>,
+}
+
+impl Figures {
+    /// The figures of a run from its k6 summary and the harness's load samples, over the time
+    /// the scenario ran (`elapsed_secs`).
+    pub fn of(summary: &Summary, load: &Load, elapsed_secs: f64) -> Figures {
+        let secs = elapsed_secs.max(f64::MIN_POSITIVE);
+        let requests_per_sec = summary.requests.unwrap_or(0.0) / secs;
+        let mean = |value: &dyn Fn(&k6data::LoadSample) -> Option<f64>| {
+            let values: Vec<f64> = load.samples.iter().filter_map(value).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        let k6_cores = mean(&|s| Some(s.k6_cores));
+        Figures {
+            requests_per_sec,
+            avg_ms: summary.avg_ms,
+            p90_ms: summary.p90_ms,
+            p95_ms: summary.p95_ms,
+            checkout_p95_ms: summary.checkout_p95_ms,
+            checkouts_per_sec: summary.confirmed() / secs,
+            failed_journeys: summary.outcomes.get("failed").copied().unwrap_or(0.0),
+            failure_rate: summary.failure_rate,
+            k6_cores,
+            nginx_cores: mean(&|s| s.components.get("nginx").copied()),
+            machine_busy: mean(&|s| Some(s.machine_busy)),
+            k6_us_per_request: k6_cores
+                .filter(|_| requests_per_sec > 0.0)
+                .map(|cores| cores * 1e6 / requests_per_sec),
+        }
+    }
+}
+
+/// One run of the null backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CeilingRun {
+    pub mode: String,
+    pub index: usize,
+    pub vus: usize,
+    pub duration_secs: f64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// The run's raw data (k6's summary and series, the load samples), under the report.
+    pub dir: String,
+    pub k6_exit_code: Option<i32>,
+    pub figures: Figures,
+}
+
+/// A figure over a mode's runs: the median, and the range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Median {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Median {
+    /// `None` when no run had the figure.
+    pub fn of(values: impl IntoIterator<Item = Option<f64>>) -> Option<Median> {
+        let mut v: Vec<f64> = values
+            .into_iter()
+            .flatten()
+            .filter(|v| v.is_finite())
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Median {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+}
+
+/// The rows of the report: a figure's label, its unit, and how it is read off a run.
+struct RowDef {
+    label: &'static str,
+    unit: Unit,
+    value: fn(&Figures) -> Option<f64>,
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    PerSec,
+    Ms,
+    Us,
+    Cores,
+    Percent,
+    Count,
+}
+
+const ROWS: [RowDef; 11] = [
+    RowDef {
+        label: "Throughput (req/s)",
+        unit: Unit::PerSec,
+        value: |f| Some(f.requests_per_sec),
+    },
+    RowDef {
+        label: "Avg latency",
+        unit: Unit::Ms,
+        value: |f| f.avg_ms,
+    },
+    RowDef {
+        label: "P90 latency",
+        unit: Unit::Ms,
+        value: |f| f.p90_ms,
+    },
+    RowDef {
+        label: "P95 latency",
+        unit: Unit::Ms,
+        value: |f| f.p95_ms,
+    },
+    RowDef {
+        label: "End-to-end checkout P95",
+        unit: Unit::Ms,
+        value: |f| f.checkout_p95_ms,
+    },
+    RowDef {
+        label: "Checkouts/s",
+        unit: Unit::PerSec,
+        value: |f| Some(f.checkouts_per_sec),
+    },
+    RowDef {
+        label: "k6 CPU per request",
+        unit: Unit::Us,
+        value: |f| f.k6_us_per_request,
+    },
+    RowDef {
+        label: "k6 CPU (cores)",
+        unit: Unit::Cores,
+        value: |f| f.k6_cores,
+    },
+    RowDef {
+        label: "nginx CPU (cores)",
+        unit: Unit::Cores,
+        value: |f| f.nginx_cores,
+    },
+    RowDef {
+        label: "Machine busy",
+        unit: Unit::Percent,
+        value: |f| f.machine_busy.map(|b| b * 100.0),
+    },
+    RowDef {
+        label: "Failed journeys",
+        unit: Unit::Count,
+        value: |f| Some(f.failed_journeys),
+    },
+];
+
+fn fmt(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::PerSec | Unit::Count => format!("{v:.0}"),
+        Unit::Ms => format!("{v:.1} ms"),
+        Unit::Us => format!("{v:.0} µs"),
+        Unit::Cores => format!("{v:.2}"),
+        Unit::Percent => format!("{v:.0} %"),
+    }
+}
+
+fn cell(m: Option<Median>, unit: Unit, runs: usize) -> String {
+    match m {
+        None => "n/a".into(),
+        Some(m) if runs > 1 => format!(
+            "{} [{}–{}]",
+            fmt(m.median, unit),
+            fmt(m.min, unit),
+            fmt(m.max, unit)
+        ),
+        Some(m) => fmt(m.median, unit),
+    }
+}
+
+/// Everything `ceiling.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ceiling {
+    pub created_at: DateTime<Utc>,
+    pub vus: usize,
+    pub runs_per_mode: usize,
+    pub duration_secs: f64,
+    pub poll_wait_secs: u64,
+    pub cpu_model: String,
+    pub cores: usize,
+    pub k6_version: String,
+    pub runs: Vec<CeilingRun>,
+}
+
+impl Ceiling {
+    fn modes(&self) -> Vec<&str> {
+        let mut modes: Vec<&str> = Vec::new();
+        for run in &self.runs {
+            if !modes.contains(&run.mode.as_str()) {
+                modes.push(&run.mode);
+            }
+        }
+        modes
+    }
+
+    /// A figure's median over one mode's runs.
+    pub fn median(&self, mode: &str, value: fn(&Figures) -> Option<f64>) -> Option<Median> {
+        Median::of(
+            self.runs
+                .iter()
+                .filter(|r| r.mode == mode)
+                .map(|r| value(&r.figures)),
+        )
+    }
+
+    /// Every journey of every run completed, and k6 exited cleanly.
+    pub fn ok(&self) -> bool {
+        !self.runs.is_empty()
+            && self
+                .runs
+                .iter()
+                .all(|r| r.k6_exit_code == Some(0) && r.figures.failed_journeys == 0.0)
+    }
+
+    /// The report's table: a row per figure, a column per mode, medians with their range.
+    pub fn table(&self) -> String {
+        let modes = self.modes();
+        let mut out = String::from("| Figure |");
+        for mode in &modes {
+            out.push_str(&format!(" {mode} journey |"));
+        }
+        out.push_str("\n| --- |");
+        out.push_str(&" --- |".repeat(modes.len()));
+        out.push('\n');
+        for row in &ROWS {
+            out.push_str(&format!("| {} |", row.label));
+            for mode in &modes {
+                let runs = self.runs.iter().filter(|r| r.mode == *mode).count();
+                out.push_str(&format!(
+                    " {} |",
+                    cell(self.median(mode, row.value), row.unit, runs)
+                ));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `ceiling.md`.
+    pub fn markdown(&self) -> anyhow::Result<String> {
+        let runs: Vec<_> = self
+            .runs
+            .iter()
+            .map(|r| {
+                minijinja::context! {
+                    mode => &r.mode,
+                    index => r.index,
+                    dir => &r.dir,
+                    line => format!(
+                        "{} req/s, p95 {}, checkout p95 {}, {} checkouts/s, {} failed journeys, k6 exit {}",
+                        fmt(r.figures.requests_per_sec, Unit::PerSec),
+                        r.figures.p95_ms.map_or("n/a".into(), |v| fmt(v, Unit::Ms)),
+                        r.figures.checkout_p95_ms.map_or("n/a".into(), |v| fmt(v, Unit::Ms)),
+                        fmt(r.figures.checkouts_per_sec, Unit::PerSec),
+                        fmt(r.figures.failed_journeys, Unit::Count),
+                        r.k6_exit_code.map_or("none".into(), |c| c.to_string()),
+                    ),
+                }
+            })
+            .collect();
+        crate::templates::render(
+            "templates/ceiling.md.j2",
+            MARKDOWN_TEMPLATE,
+            &minijinja::context! {
+                c => minijinja::Value::from(minijinja::value::Serde(self)),
+                table => self.table(),
+                runs => runs,
+                ok => self.ok(),
+            },
+        )
+    }
+}
+
+/// The null backend's nginx config for one mode's journey shape.
+pub fn render(mode: Mode, port: u16, prefix: &Path) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Context<'a> {
+        mode: &'static str,
+        port: u16,
+        suite: &'static str,
+        prefix: &'a str,
+        user: Option<&'static str>,
+    }
+    crate::templates::render(
+        "nginx/null-backend.conf.j2",
+        TEMPLATE,
+        &Context {
+            mode: mode.as_str(),
+            port,
+            suite: SUITE_NAME,
+            prefix: &prefix.to_string_lossy(),
+            user: crate::nginx::worker_user(),
+        },
+    )
+}
+
+/// The null backend's nginx, stopped (SIGQUIT, then SIGKILL) when dropped.
+struct NullBackend {
+    child: std::process::Child,
+    exe: PathBuf,
+}
+
+impl NullBackend {
+    async fn start(nginx: &Path, mode: Mode, port: u16, prefix: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(prefix)
+            .with_context(|| format!("creating {}", prefix.display()))?;
+        let conf = crate::nginx::write_and_check(prefix, &render(mode, port, prefix)?, nginx)?;
+        let child = crate::nginx::spawn(prefix, nginx, &conf)?;
+        let mut backend = NullBackend {
+            child,
+            exe: nginx.to_path_buf(),
+        };
+        let url = format!("http://127.0.0.1:{port}/nginx-health");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(1))
+            .build()?;
+        let started = Instant::now();
+        loop {
+            if let Some(status) = backend.child.try_wait()? {
+                anyhow::bail!(
+                    "the null backend's nginx exited at start ({status}); last lines of its log:\n{}",
+                    crate::process::tail(&prefix.join("error.log"), 20)
+                );
+            }
+            let body = match http.get(&url).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if body.contains(&format!("\"suite\":\"{SUITE_NAME}\"")) {
+                return Ok(backend);
+            }
+            if started.elapsed() > START_TIMEOUT {
+                anyhow::bail!(
+                    "the null backend does not answer on port {port} after {} s{}",
+                    START_TIMEOUT.as_secs(),
+                    if body.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (another server answers: {body})")
+                    }
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn pids(&self) -> Vec<load::Watched> {
+        vec![load::Watched {
+            pid: self.child.id(),
+            service: "nginx".into(),
+            instance: "null-backend".into(),
+        }]
+    }
+}
+
+impl Drop for NullBackend {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        crate::process::signal_group_ours(pid, &self.exe, nix::sys::signal::Signal::SIGQUIT);
+        let left = crate::process::wait_exit(
+            &[pid],
+            std::slice::from_mut(&mut self.child),
+            Duration::from_secs(5),
+        );
+        if !left.is_empty() {
+            crate::process::signal_group_ours(pid, &self.exe, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Run the null backend for each mode and write `ceiling.md` and `ceiling.json` under a new
+/// report folder. `Ok((false, _))` when a journey failed or k6 did not exit cleanly.
+pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceiling)> {
+    anyhow::ensure!(!opts.modes.is_empty(), "no mode to measure");
+    anyhow::ensure!(opts.vus > 0, "--vus must be above 0");
+    anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        opts.duration >= Duration::from_secs(1),
+        "--duration must be at least 1 s"
+    );
+    if !opts.skip_setup {
+        crate::infra::setup().await?;
+    }
+    let k6 = crate::k6::binary()?;
+    let nginx = std::fs::canonicalize(crate::infra::nginx_binary()?)?;
+    let created_at = Utc::now();
+    let base = format!("{}-ceiling", created_at.format("%Y%m%d-%H%M%S"));
+    let mut dir = opts.reports_dir.join(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = opts.reports_dir.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(&dir)?;
+    let script = match &opts.script {
+        Some(path) => path.clone(),
+        None => crate::k6::write_scripts(&dir.join("raw/k6"))?,
+    };
+    let (cpu_model, cores, _) = crate::compare::procfs::machine();
+    let mut ceiling = Ceiling {
+        created_at,
+        vus: opts.vus,
+        runs_per_mode: opts.runs,
+        duration_secs: opts.duration.as_secs_f64(),
+        poll_wait_secs: opts.poll_wait_secs,
+        cpu_model,
+        cores,
+        k6_version: crate::k6::K6_VERSION.into(),
+        runs: Vec::new(),
+    };
+    for mode in &opts.modes {
+        let mode_name = mode.as_str();
+        tracing::info!(
+            "[{mode_name}/ceiling] starting the null backend on 127.0.0.1:{}",
+            opts.port
+        );
+        let backend = NullBackend::start(
+            &nginx,
+            *mode,
+            opts.port,
+            &dir.join("raw").join(mode_name).join("nginx"),
+        )
+        .await?;
+        for index in 1..=opts.runs {
+            let rel = format!("raw/{mode_name}/run-{}-{index}", opts.vus);
+            let out_dir = dir.join(&rel);
+            let tag = format!(
+                "[{mode_name}/ceiling] run {index}/{} at {} VUs",
+                opts.runs, opts.vus
+            );
+            tracing::info!("{tag} for {} s…", opts.duration.as_secs());
+            let result = load::run(load::LoadRun {
+                k6: &k6,
+                script: &script,
+                out_dir: &out_dir,
+                env: journey_env(opts),
+                duration: opts.duration,
+                tag: tag.clone(),
+                services: backend.pids(),
+                mode: mode_name.into(),
+                run_id: format!(
+                    "{}-ceiling-{mode_name}",
+                    created_at.format("%Y%m%dT%H%M%SZ")
+                ),
+                report_every: 10,
+                on_start: None,
+            })
+            .await?;
+            let summary = k6data::read_summary(&out_dir.join(k6data::SUMMARY_FILE))?;
+            let samples = k6data::read_load(&out_dir.join(k6data::LOAD_FILE))?;
+            let window = (result.ended_at - result.started_at).num_milliseconds() as f64 / 1e3;
+            let figures = Figures::of(&summary, &samples, window.max(opts.duration.as_secs_f64()));
+            tracing::info!(
+                "{tag}: {:.0} req/s, p95 {}, checkout p95 {}, {:.0} checkouts/s, {} failed journeys",
+                figures.requests_per_sec,
+                figures.p95_ms.map_or("n/a".into(), |v| format!("{v:.1} ms")),
+                figures.checkout_p95_ms.map_or("n/a".into(), |v| format!("{v:.0} ms")),
+                figures.checkouts_per_sec,
+                figures.failed_journeys
+            );
+            ceiling.runs.push(CeilingRun {
+                mode: mode_name.into(),
+                index,
+                vus: opts.vus,
+                duration_secs: opts.duration.as_secs_f64(),
+                started_at: result.started_at,
+                ended_at: result.ended_at,
+                dir: rel,
+                k6_exit_code: result.exit_code,
+                figures,
+            });
+        }
+        drop(backend);
+    }
+    std::fs::write(
+        dir.join(CEILING_FILE),
+        serde_json::to_string_pretty(&ceiling)? + "\n",
+    )?;
+    std::fs::write(dir.join(MARKDOWN_FILE), ceiling.markdown()?)?;
+    Ok((ceiling.ok(), dir, ceiling))
+}
+
+/// The journey's settings, as `compare` sets them for the sustained scenario.
+fn journey_env(opts: &CeilingOptions) -> Vec<(String, String)> {
+    vec![
+        ("BASE_URL".into(), format!("http://127.0.0.1:{}", opts.port)),
+        ("VUS".into(), opts.vus.to_string()),
+        ("DURATION".into(), format!("{}s", opts.duration.as_secs())),
+        ("USERS".into(), opts.vus.to_string()),
+        ("PASSWORD".into(), "flashsale".into()),
+        ("PRODUCTS".into(), "1".into()),
+        ("SCENARIO".into(), "sustained".into()),
+        ("THINK_TIME".into(), "0".into()),
+        ("POLL_WAIT_S".into(), opts.poll_wait_secs.to_string()),
+        ("LOGIN_EVERY_ITERATION".into(), "false".into()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn summary(requests: f64, confirmed: f64, failed: f64) -> Summary {
+        Summary {
+            avg_ms: Some(40.0),
+            p90_ms: Some(80.0),
+            p95_ms: Some(100.0),
+            checkout_p95_ms: Some(300.0),
+            failure_rate: Some(0.0),
+            requests: Some(requests),
+            outcomes: BTreeMap::from([
+                ("confirmed".to_string(), confirmed),
+                ("failed".to_string(), failed),
+            ]),
+        }
+    }
+
+    fn sample(k6: f64, nginx: Option<f64>, busy: f64) -> k6data::LoadSample {
+        k6data::LoadSample {
+            t: 0.0,
+            k6_cores: k6,
+            machine_busy: busy,
+            requests_per_sec: 0.0,
+            components: nginx
+                .map(|n| BTreeMap::from([("nginx".to_string(), n)]))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn run(mode: &str, index: usize, figures: Figures, exit: Option<i32>) -> CeilingRun {
+        CeilingRun {
+            mode: mode.into(),
+            index,
+            vus: 500,
+            duration_secs: 30.0,
+            started_at: Utc::now(),
+            ended_at: Utc::now(),
+            dir: format!("raw/{mode}/run-500-{index}"),
+            k6_exit_code: exit,
+            figures,
+        }
+    }
+
+    fn ceiling(runs: Vec<CeilingRun>) -> Ceiling {
+        Ceiling {
+            created_at: Utc::now(),
+            vus: 500,
+            runs_per_mode: 3,
+            duration_secs: 30.0,
+            poll_wait_secs: 5,
+            cpu_model: "test".into(),
+            cores: 2,
+            k6_version: "1.1.0".into(),
+            runs,
+        }
+    }
+
+    #[test]
+    fn a_median_is_the_middle_run_or_the_mean_of_the_middle_two() {
+        let odd = Median::of([Some(3.0), Some(1.0), None, Some(2.0)]).expect("values");
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        let even = Median::of([Some(4.0), Some(1.0), Some(3.0), Some(2.0)]).expect("values");
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+        assert_eq!(Median::of([None, Some(f64::NAN)]), None);
+    }
+
+    #[test]
+    fn figures_divide_by_the_time_the_scenario_ran_and_k6_cpu_by_its_requests() {
+        let load = Load {
+            cores: 2,
+            samples: vec![
+                sample(1.6, Some(0.2), 0.98),
+                sample(1.8, Some(0.4), 1.0),
+                // A sample without a split leaves nginx's mean alone.
+                sample(1.7, None, 0.99),
+            ],
+        };
+
+        let f = Figures::of(&summary(300_000.0, 60_000.0, 0.0), &load, 30.0);
+
+        assert_eq!(f.requests_per_sec, 10_000.0);
+        assert_eq!(f.checkouts_per_sec, 2_000.0);
+        assert_eq!(f.failed_journeys, 0.0);
+        let k6 = f.k6_cores.expect("k6 cores");
+        assert!((k6 - 1.7).abs() < 1e-9, "{k6}");
+        let nginx = f.nginx_cores.expect("nginx cores");
+        assert!((nginx - 0.3).abs() < 1e-9, "{nginx}");
+        // 1.7 cores for 10,000 requests a second: 170 µs of CPU each.
+        let per_request = f.k6_us_per_request.expect("per request");
+        assert!((per_request - 170.0).abs() < 1e-6, "{per_request}");
+        assert_eq!(f.checkout_p95_ms, Some(300.0));
+    }
+
+    #[test]
+    fn figures_without_load_samples_have_no_cpu() {
+        let f = Figures::of(&summary(0.0, 0.0, 0.0), &Load::default(), 30.0);
+        assert_eq!((f.k6_cores, f.k6_us_per_request), (None, None));
+    }
+
+    #[test]
+    fn the_table_gives_each_modes_median_and_range() {
+        let load = |k6: f64| Load {
+            cores: 2,
+            samples: vec![sample(k6, Some(0.25), 1.0)],
+        };
+        let c = ceiling(vec![
+            run(
+                "sync",
+                1,
+                Figures::of(&summary(300_000.0, 60_000.0, 0.0), &load(1.7), 30.0),
+                Some(0),
+            ),
+            run(
+                "sync",
+                2,
+                Figures::of(&summary(270_000.0, 54_000.0, 0.0), &load(1.7), 30.0),
+                Some(0),
+            ),
+            run(
+                "sync",
+                3,
+                Figures::of(&summary(330_000.0, 66_000.0, 0.0), &load(1.7), 30.0),
+                Some(0),
+            ),
+            run(
+                "async",
+                1,
+                Figures::of(&summary(280_000.0, 40_000.0, 0.0), &load(1.6), 30.0),
+                Some(0),
+            ),
+        ]);
+
+        let table = c.table();
+
+        assert!(
+            table.starts_with("| Figure | sync journey | async journey |\n| --- | --- | --- |\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| Throughput (req/s) | 10000 [9000–11000] | 9333 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| Checkouts/s | 2000 [1800–2200] | 1333 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| P95 latency | 100.0 ms [100.0 ms–100.0 ms] | 100.0 ms |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| nginx CPU (cores) | 0.25 [0.25–0.25] | 0.25 |"),
+            "{table}"
+        );
+        assert!(c.ok());
+        let md = c.markdown().expect("markdown");
+        assert!(md.contains(&table), "{md}");
+        assert!(md.contains("Every journey of every run completed."), "{md}");
+    }
+
+    #[test]
+    fn a_failed_journey_or_a_k6_error_is_no_ceiling() {
+        let load = Load::default();
+        let clean = || Figures::of(&summary(1000.0, 200.0, 0.0), &load, 10.0);
+        assert!(ceiling(vec![run("sync", 1, clean(), Some(0))]).ok());
+
+        let failed = ceiling(vec![
+            run("sync", 1, clean(), Some(0)),
+            run(
+                "async",
+                1,
+                Figures::of(&summary(1000.0, 199.0, 1.0), &load, 10.0),
+                Some(0),
+            ),
+        ]);
+        assert!(!failed.ok());
+        assert!(failed
+            .markdown()
+            .expect("markdown")
+            .contains("Not a ceiling"));
+
+        assert!(!ceiling(vec![run("sync", 1, clean(), Some(99))]).ok());
+        assert!(!ceiling(vec![run("sync", 1, clean(), None)]).ok());
+        assert!(!ceiling(Vec::new()).ok());
+    }
+
+    /// The location block of `path` (`location = /x` or `location /x/`) in a rendered config.
+    fn block<'a>(conf: &'a str, location: &str) -> &'a str {
+        let start = conf
+            .find(&format!("location {location} {{"))
+            .unwrap_or_else(|| panic!("no location {location} in:\n{conf}"));
+        // The block ends at a line of its own that closes it (the bodies hold braces too).
+        let end = start + conf[start..].find("\n        }").expect("block end");
+        &conf[start..end]
+    }
+
+    #[test]
+    fn the_sync_shape_confirms_at_once() {
+        let conf = render(Mode::Sync, 18095, Path::new("/tmp/ceiling/nginx")).expect("render");
+
+        assert!(conf.contains("listen 127.0.0.1:18095 backlog=4096;"));
+        assert!(conf.contains("pid /tmp/ceiling/nginx/nginx.pid;"));
+        assert!(block(&conf, "= /nginx-health").contains(r#""suite":"null-backend""#));
+        assert!(block(&conf, "= /api/auth/login").contains(r#"return 200 '{"token":"#));
+        assert!(block(&conf, "= /api/carts").contains("return 201 "));
+        assert!(block(&conf, "/api/carts/").contains("return 200 "));
+        assert!(block(&conf, "/api/products/").contains("return 200 "));
+        assert!(block(&conf, "= /api/reservations")
+            .contains(r#"return 201 '{"id":"null-reservation","status":"RESERVED""#));
+        assert!(block(&conf, "= /api/payments")
+            .contains(r#"return 200 '{"order_id":"null-order","status":"CONFIRMED"}'"#));
+        assert!(!conf.contains("return 202"), "{conf}");
+        assert!(!conf.contains("proxy_pass"), "{conf}");
+    }
+
+    #[test]
+    fn the_async_shape_answers_202_with_a_status_url_that_is_final() {
+        let conf = render(Mode::Async, 18095, Path::new("/tmp/ceiling/nginx")).expect("render");
+
+        let reserve = block(&conf, "= /api/reservations");
+        assert!(reserve.contains("return 202 "), "{reserve}");
+        assert!(reserve.contains("add_header Location /api/reservations/null-reservation always;"));
+        assert!(block(&conf, "/api/reservations/").contains(r#""status":"RESERVED""#));
+        let pay = block(&conf, "= /api/payments");
+        assert!(pay.contains("return 202 "), "{pay}");
+        assert!(pay.contains("add_header Location /api/orders/null-order always;"));
+        assert!(block(&conf, "/api/orders/").contains(r#""status":"CONFIRMED""#));
+        assert!(!conf.contains("proxy_pass"), "{conf}");
+    }
+}
