@@ -28,11 +28,24 @@ const outcomes = {
   failed: new Counter('checkout_failed'),
 };
 
+// A closed loop (each virtual user starts its next journey when the last one ended), or an
+// open model (journeys start at a fixed rate; k6 counts those it could not start, because all
+// VUS virtual users were still busy, in `dropped_iterations`).
+const load =
+  config.arrivalRate > 0
+    ? {
+        executor: 'constant-arrival-rate',
+        rate: config.arrivalRate,
+        timeUnit: '1s',
+        preAllocatedVUs: config.vus,
+        maxVUs: config.vus,
+      }
+    : { executor: 'constant-vus', vus: config.vus };
+
 export const options = {
   scenarios: {
     [config.scenario]: {
-      executor: 'constant-vus',
-      vus: config.vus,
+      ...load,
       duration: config.duration,
       // A journey under way when the time is up may finish (and be counted) for 30 s more.
       gracefulStop: '30s',

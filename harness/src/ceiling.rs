@@ -48,6 +48,8 @@ pub struct CeilingOptions {
     /// The wait the journey's status polls ask for, as in `compare` (the null backend answers
     /// at once whatever they ask).
     pub poll_wait_secs: u64,
+    /// Journeys started per second (an open model); 0: a closed loop of `vus`.
+    pub arrival_rate: u32,
     /// Run this journey script instead of the compiled-in one.
     pub script: Option<PathBuf>,
     pub skip_setup: bool,
@@ -65,6 +67,7 @@ impl Default for CeilingOptions {
             reports_dir: PathBuf::from("reports"),
             port: 8080,
             poll_wait_secs: crate::compare::DEFAULT_POLL_WAIT_SECS,
+            arrival_rate: 0,
             script: None,
             skip_setup: false,
         }
@@ -82,6 +85,8 @@ pub struct Figures {
     pub checkout_p95_ms: Option<f64>,
     pub checkouts_per_sec: f64,
     pub failed_journeys: f64,
+    /// Journeys an open-model run could not start (every virtual user busy).
+    pub dropped_journeys: f64,
     pub failure_rate: Option<f64>,
     /// Mean cores while the scenario ran.
     pub k6_cores: Option<f64>,
@@ -111,6 +116,7 @@ impl Figures {
             checkout_p95_ms: summary.checkout_p95_ms,
             checkouts_per_sec: summary.confirmed() / secs,
             failed_journeys: summary.outcomes.get("failed").copied().unwrap_or(0.0),
+            dropped_journeys: summary.dropped_journeys.unwrap_or(0.0),
             failure_rate: summary.failure_rate,
             k6_cores,
             nginx_cores: mean(&|s| s.components.get("nginx").copied()),
@@ -188,7 +194,7 @@ enum Unit {
     Count,
 }
 
-const ROWS: [RowDef; 11] = [
+const ROWS: [RowDef; 12] = [
     RowDef {
         label: "Throughput (req/s)",
         unit: Unit::PerSec,
@@ -244,6 +250,11 @@ const ROWS: [RowDef; 11] = [
         unit: Unit::Count,
         value: |f| Some(f.failed_journeys),
     },
+    RowDef {
+        label: "Journeys not started (open model)",
+        unit: Unit::Count,
+        value: |f| Some(f.dropped_journeys),
+    },
 ];
 
 fn fmt(v: f64, unit: Unit) -> String {
@@ -277,6 +288,9 @@ pub struct Ceiling {
     pub runs_per_mode: usize,
     pub duration_secs: f64,
     pub poll_wait_secs: u64,
+    /// Journeys started per second; 0: a closed loop.
+    #[serde(default)]
+    pub arrival_rate: u32,
     pub cpu_model: String,
     pub cores: usize,
     pub k6_version: String,
@@ -507,6 +521,7 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
         runs_per_mode: opts.runs,
         duration_secs: opts.duration.as_secs_f64(),
         poll_wait_secs: opts.poll_wait_secs,
+        arrival_rate: opts.arrival_rate,
         cpu_model,
         cores,
         k6_version: crate::k6::K6_VERSION.into(),
@@ -595,6 +610,7 @@ fn journey_env(opts: &CeilingOptions) -> Vec<(String, String)> {
         ("PRODUCTS".into(), "1".into()),
         ("SCENARIO".into(), "sustained".into()),
         ("THINK_TIME".into(), "0".into()),
+        ("ARRIVAL_RATE".into(), opts.arrival_rate.to_string()),
         ("POLL_WAIT_S".into(), opts.poll_wait_secs.to_string()),
         ("LOGIN_EVERY_ITERATION".into(), "false".into()),
     ]
@@ -617,6 +633,7 @@ mod tests {
                 ("confirmed".to_string(), confirmed),
                 ("failed".to_string(), failed),
             ]),
+            dropped_journeys: None,
         }
     }
 
@@ -653,6 +670,7 @@ mod tests {
             runs_per_mode: 3,
             duration_secs: 30.0,
             poll_wait_secs: 5,
+            arrival_rate: 0,
             cpu_model: "test".into(),
             cores: 2,
             k6_version: "1.1.0".into(),

@@ -132,6 +132,10 @@ struct CeilingArgs {
     /// The wait each status poll asks for, as in `compare --poll-wait`.
     #[arg(long, default_value_t = harness::compare::DEFAULT_POLL_WAIT_SECS)]
     poll_wait: u64,
+    /// Journeys started per second (an open model), as in `compare --arrival-rate`; 0: a
+    /// closed loop.
+    #[arg(long, default_value_t = 0)]
+    arrival_rate: u32,
     /// Run this journey script instead of the compiled-in one.
     #[arg(long)]
     script: Option<PathBuf>,
@@ -153,6 +157,7 @@ impl CeilingArgs {
             reports_dir: self.reports_dir,
             port: self.port,
             poll_wait_secs: self.poll_wait,
+            arrival_rate: self.arrival_rate,
             script: self.script,
             skip_setup: self.skip_setup,
         }
@@ -389,6 +394,11 @@ struct CompareArgs {
     /// Seconds a shopper pauses after each journey.
     #[arg(long, default_value_t = 0.0)]
     think_time: f64,
+    /// An open model: start this many journeys per second whatever the answers' speed, with
+    /// at most the level's virtual users under way (journeys k6 could not start are reported);
+    /// 0: a closed loop, each virtual user starting its next journey when the last one ended.
+    #[arg(long, default_value_t = 0)]
+    arrival_rate: u32,
     /// Seconds a status poll asks the service to hold it until the status changes
     /// (`Prefer: wait=N`); 0: short polls with a backoff, as before long polls.
     #[arg(long, default_value_t = harness::compare::DEFAULT_POLL_WAIT_SECS)]
@@ -501,6 +511,7 @@ impl CompareArgs {
             users: self.users.unwrap_or(base.users),
             flash_stock: self.flash_stock.unwrap_or(base.flash_stock),
             think_time_secs: self.think_time.max(0.0),
+            arrival_rate: self.arrival_rate,
             poll_wait_secs: self.poll_wait,
             login_every_iteration: self.login_every_iteration,
             drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),

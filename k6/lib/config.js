@@ -37,6 +37,10 @@ export const config = {
   duration: str('DURATION', '30s'),
   // Seconds a shopper pauses at the end of each journey (0: none, as in the study).
   thinkTime: num('THINK_TIME', 0),
+  // Journeys started per second, whatever the answers' speed (an open model: k6's
+  // constant-arrival-rate, with at most VUS journeys under way); 0: a closed loop of VUS
+  // virtual users, each starting its next journey when the last one ended (constant-vus).
+  arrivalRate: int('ARRIVAL_RATE', 0),
   // The study's exact journey: log in again at the start of every iteration.
   loginEveryIteration: bool('LOGIN_EVERY_ITERATION', false),
   // Seeded users user1..userN; VU k shops as user((k - 1) mod N + 1).

@@ -76,6 +76,8 @@ pub struct CompareOptions {
     pub users: usize,
     pub flash_stock: i32,
     pub think_time_secs: f64,
+    /// Journeys started per second (an open model); 0: a closed loop of the level's VUs.
+    pub arrival_rate: u32,
     /// The wait a status poll asks for (`Prefer: wait=N`); 0 polls without waiting.
     pub poll_wait_secs: u64,
     pub login_every_iteration: bool,
@@ -122,6 +124,7 @@ impl CompareOptions {
             users: 0,
             flash_stock: 100,
             think_time_secs: 0.0,
+            arrival_rate: 0,
             poll_wait_secs: DEFAULT_POLL_WAIT_SECS,
             login_every_iteration: false,
             drain_timeout: Duration::from_secs(120),
@@ -288,6 +291,7 @@ async fn run_scenario(
             per_user_limit,
             new_products_per_run: scenario == Scenario::Flash,
             think_time_secs: opts.think_time_secs,
+            arrival_rate: opts.arrival_rate,
             poll_wait_secs: opts.poll_wait_secs,
             login_every_iteration: opts.login_every_iteration,
             quick: opts.quick,
@@ -559,6 +563,7 @@ impl ModeRun<'_> {
                 ("PRODUCTS".to_string(), products.join(",")),
                 ("SCENARIO".to_string(), self.scenario.as_str().to_string()),
                 ("THINK_TIME".to_string(), o.think_time_secs.to_string()),
+                ("ARRIVAL_RATE".to_string(), o.arrival_rate.to_string()),
                 ("POLL_WAIT_S".to_string(), o.poll_wait_secs.to_string()),
                 (
                     "LOGIN_EVERY_ITERATION".to_string(),

@@ -40,6 +40,9 @@ pub struct Summary {
     pub requests: Option<f64>,
     /// Journeys by outcome.
     pub outcomes: BTreeMap<String, f64>,
+    /// Journeys an open-model run could not start because every virtual user was busy
+    /// (k6's `dropped_iterations`); `None` in a closed loop, where k6 drops none.
+    pub dropped_journeys: Option<f64>,
 }
 
 impl Summary {
@@ -108,6 +111,7 @@ pub fn read_summary(path: &Path) -> anyhow::Result<Summary> {
         failure_rate: stat("http_req_failed", "value"),
         requests: stat("http_reqs", "count"),
         outcomes,
+        dropped_journeys: stat("dropped_iterations", "count"),
     })
 }
 

@@ -58,6 +58,10 @@ pub struct Settings {
     /// Whether every run sells new products (the flash scenario: a new sale per run).
     pub new_products_per_run: bool,
     pub think_time_secs: f64,
+    /// Journeys started per second in an open model (k6's constant-arrival-rate, at most the
+    /// level's virtual users under way); 0, and in runs made before it existed, a closed loop.
+    #[serde(default)]
+    pub arrival_rate: u32,
     /// The wait a status poll asked for (`Prefer: wait=N`); 0, and in runs made before
     /// long polls existed, polls that do not wait.
     #[serde(default)]

@@ -854,6 +854,27 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
             cores
         ));
     }
+    let dropped: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let n = r.summary.as_ref()?.dropped_journeys.filter(|n| *n > 0.0)?;
+            Some(format!(
+                "{} {} at {} VUs: {n:.0}",
+                r.record.mode,
+                r.record.label(),
+                r.record.vus
+            ))
+        })
+        .collect();
+    if !dropped.is_empty() {
+        warnings.push(format!(
+            "The suite did not keep up with the offered {} journeys per second: k6 could not \
+             start some journeys because every virtual user was still busy ({}). In those runs \
+             the throughput is what the suite managed, not the offered rate.",
+            manifest.settings.arrival_rate,
+            dropped.join("; ")
+        ));
+    }
     let failed: Vec<String> = runs
         .iter()
         .filter(|r| !r.verify.as_ref().is_some_and(|v| v.ok))
@@ -945,6 +966,17 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
             ),
         ),
         ("Think time".to_string(), format!("{} s", s.think_time_secs)),
+        (
+            "Load model".to_string(),
+            if s.arrival_rate > 0 {
+                format!(
+                    "open: {} journeys started per second, at most the level's virtual users under way (k6 constant-arrival-rate)",
+                    s.arrival_rate
+                )
+            } else {
+                "closed loop: each virtual user starts its next journey when the last one ended (k6 constant-vus)".to_string()
+            },
+        ),
         (
             "Status polls (async)".to_string(),
             if s.poll_wait_secs > 0 {

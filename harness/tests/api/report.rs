@@ -118,6 +118,43 @@ fn every_run_is_listed_with_its_invariants_and_warm_ups_are_not_counted() {
 }
 
 #[test]
+fn an_open_model_run_that_could_not_start_every_journey_is_named() {
+    let dir = fixture_copy();
+    let manifest_path = dir.path().join("runs.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&read(&manifest_path)).expect("manifest");
+    manifest["settings"]["arrival_rate"] = 150.into();
+    std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
+    let summary_path = dir.path().join("raw/async/run-500-2/summary.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&read(&summary_path)).expect("summary");
+    summary["metrics"]["dropped_iterations"] = serde_json::json!({"count": 42.0, "rate": 0.7});
+    std::fs::write(&summary_path, summary.to_string()).expect("write summary");
+
+    let md = read(&harness::report::build(dir.path()).expect("build").markdown);
+
+    assert!(
+        md.contains("| Load model | open: 150 journeys started per second,"),
+        "{md}"
+    );
+    assert!(
+        md.contains("The suite did not keep up with the offered 150 journeys per second"),
+        "{md}"
+    );
+    assert!(md.contains("(async run 2 at 500 VUs: 42)"), "{md}");
+}
+
+#[test]
+fn a_closed_loop_says_so_and_names_no_dropped_journeys() {
+    let dir = fixture_copy();
+
+    let md = read(&harness::report::build(dir.path()).expect("build").markdown);
+
+    assert!(md.contains("| Load model | closed loop:"), "{md}");
+    assert!(!md.contains("did not keep up"), "{md}");
+}
+
+#[test]
 fn a_mode_that_did_not_run_is_not_available() {
     let dir = fixture_copy();
     let path = dir.path().join("runs.json");
