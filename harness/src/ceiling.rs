@@ -501,15 +501,11 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
     let k6 = crate::k6::binary()?;
     let nginx = std::fs::canonicalize(crate::infra::nginx_binary()?)?;
     let created_at = Utc::now();
-    let base = format!("{}-ceiling", created_at.format("%Y%m%d-%H%M%S"));
-    let mut dir = opts.reports_dir.join(&base);
-    let mut n = 2;
-    while dir.exists() {
-        dir = opts.reports_dir.join(format!("{base}-{n}"));
-        n += 1;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = std::fs::canonicalize(&dir)?;
+    let dir = std::fs::canonicalize(crate::compare::report_dir(
+        &opts.reports_dir,
+        created_at,
+        "ceiling",
+    )?)?;
     let script = match &opts.script {
         Some(path) => path.clone(),
         None => crate::k6::write_scripts(&dir.join("raw/k6"))?,
@@ -527,6 +523,7 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
         k6_version: crate::k6::K6_VERSION.into(),
         runs: Vec::new(),
     };
+    let base_url = format!("http://127.0.0.1:{}", opts.port);
     for mode in &opts.modes {
         let mode_name = mode.as_str();
         tracing::info!(
@@ -552,7 +549,21 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
                 k6: &k6,
                 script: &script,
                 out_dir: &out_dir,
-                env: journey_env(opts),
+                env: crate::k6::Journey {
+                    base_url: &base_url,
+                    vus: opts.vus,
+                    duration: opts.duration,
+                    users: opts.vus,
+                    // The null backend lets anyone in and sells one product.
+                    password: "flashsale",
+                    products: &["1".to_string()],
+                    scenario: "sustained",
+                    think_time_secs: 0.0,
+                    arrival_rate: opts.arrival_rate,
+                    poll_wait_secs: opts.poll_wait_secs,
+                    login_every_iteration: false,
+                }
+                .env(),
                 duration: opts.duration,
                 tag: tag.clone(),
                 services: backend.pids(),
@@ -597,23 +608,6 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
     )?;
     std::fs::write(dir.join(MARKDOWN_FILE), ceiling.markdown()?)?;
     Ok((ceiling.ok(), dir, ceiling))
-}
-
-/// The journey's settings, as `compare` sets them for the sustained scenario.
-fn journey_env(opts: &CeilingOptions) -> Vec<(String, String)> {
-    vec![
-        ("BASE_URL".into(), format!("http://127.0.0.1:{}", opts.port)),
-        ("VUS".into(), opts.vus.to_string()),
-        ("DURATION".into(), format!("{}s", opts.duration.as_secs())),
-        ("USERS".into(), opts.vus.to_string()),
-        ("PASSWORD".into(), "flashsale".into()),
-        ("PRODUCTS".into(), "1".into()),
-        ("SCENARIO".into(), "sustained".into()),
-        ("THINK_TIME".into(), "0".into()),
-        ("ARRIVAL_RATE".into(), opts.arrival_rate.to_string()),
-        ("POLL_WAIT_S".into(), opts.poll_wait_secs.to_string()),
-        ("LOGIN_EVERY_ITERATION".into(), "false".into()),
-    ]
 }
 
 #[cfg(test)]

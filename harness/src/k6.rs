@@ -29,6 +29,49 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.join("journey.js"))
 }
 
+/// The journey's settings, as `k6/lib/config.js` reads them from the environment: one list
+/// for every command that runs the journey, so none of them runs it with a setting missing.
+pub struct Journey<'a> {
+    pub base_url: &'a str,
+    pub vus: usize,
+    pub duration: std::time::Duration,
+    pub users: usize,
+    pub password: &'a str,
+    /// Product ids bought round-robin.
+    pub products: &'a [String],
+    pub scenario: &'a str,
+    pub think_time_secs: f64,
+    /// Journeys started per second (an open model); 0: a closed loop of `vus`.
+    pub arrival_rate: u32,
+    pub poll_wait_secs: u64,
+    pub login_every_iteration: bool,
+}
+
+impl Journey<'_> {
+    /// The environment k6 runs the script with.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("BASE_URL", self.base_url.to_string()),
+            ("VUS", self.vus.to_string()),
+            ("DURATION", format!("{}s", self.duration.as_secs())),
+            ("USERS", self.users.to_string()),
+            ("PASSWORD", self.password.to_string()),
+            ("PRODUCTS", self.products.join(",")),
+            ("SCENARIO", self.scenario.to_string()),
+            ("THINK_TIME", self.think_time_secs.to_string()),
+            ("ARRIVAL_RATE", self.arrival_rate.to_string()),
+            ("POLL_WAIT_S", self.poll_wait_secs.to_string()),
+            (
+                "LOGIN_EVERY_ITERATION",
+                self.login_every_iteration.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
 /// The version a k6 binary reports (`k6 v1.1.0 (commit/..., go1.24.4, linux/amd64)` → `1.1.0`).
 pub fn version_of(binary: &Path) -> Option<String> {
     let out = Command::new(binary).arg("version").output().ok()?;
@@ -174,6 +217,48 @@ mod tests {
             Some("1.1.0")
         );
         assert_eq!(parse_version("nothing here"), None);
+    }
+
+    #[test]
+    fn every_setting_the_harness_gives_is_one_the_script_reads() {
+        let config = SCRIPTS
+            .iter()
+            .find(|(name, _)| *name == "lib/config.js")
+            .map(|(_, text)| *text)
+            .expect("config.js");
+        // The script reads its settings as str('NAME', …), int('NAME', …) and the like.
+        let read: Vec<&str> = config
+            .split("('")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('\'').map(|(name, _)| name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        let products = ["1".to_string()];
+        let journey = Journey {
+            base_url: "http://127.0.0.1:8080",
+            vus: 500,
+            duration: std::time::Duration::from_secs(30),
+            users: 500,
+            password: "flashsale",
+            products: &products,
+            scenario: "sustained",
+            think_time_secs: 0.0,
+            arrival_rate: 100,
+            poll_wait_secs: 5,
+            login_every_iteration: false,
+        };
+
+        let env = journey.env();
+
+        assert!(read.contains(&"ARRIVAL_RATE"), "{read:?}");
+        for (name, _) in &env {
+            assert!(
+                read.contains(&name.as_str()),
+                "the script never reads {name}"
+            );
+        }
+        assert!(env.contains(&("ARRIVAL_RATE".to_string(), "100".to_string())));
+        assert!(env.contains(&("DURATION".to_string(), "30s".to_string())));
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The harness's templates (the nginx configs, the ceiling report) share one syntax: block
-//! tags sit on lines of their own and leave no blank lines behind.
+//! The harness's templates (the nginx configs, the comparison and ceiling reports) share one
+//! syntax: block tags sit on lines of their own and leave no blank lines behind.
 
 use anyhow::Context;
 use serde::Serialize;
 
-/// Render `template`, named `name` in errors, with `context`.
-pub fn render(name: &str, template: &str, context: &impl Serialize) -> anyhow::Result<String> {
+/// An environment with the harness's template syntax and no template yet.
+pub fn environment() -> anyhow::Result<minijinja::Environment<'static>> {
     let mut env = minijinja::Environment::new();
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
@@ -15,6 +15,16 @@ pub fn render(name: &str, template: &str, context: &impl Serialize) -> anyhow::R
             .build()
             .context("building the template syntax")?,
     );
+    Ok(env)
+}
+
+/// Render `template`, named `name` in errors, with `context`.
+pub fn render(
+    name: &'static str,
+    template: &'static str,
+    context: &impl Serialize,
+) -> anyhow::Result<String> {
+    let mut env = environment()?;
     env.add_template(name, template)
         .with_context(|| format!("parsing {name}"))?;
     env.get_template(name)?

@@ -243,8 +243,13 @@ pub async fn run(mut opts: CompareOptions) -> anyhow::Result<bool> {
     Ok(all_ok)
 }
 
-fn report_dir(reports: &Path, stamp: DateTime<Utc>, scenario: Scenario) -> anyhow::Result<PathBuf> {
-    let base = format!("{}-{}", stamp.format("%Y%m%d-%H%M%S"), scenario.as_str());
+/// A new folder `<reports>/<stamp>-<name>` (`-2`, `-3`… when it exists), created.
+pub(crate) fn report_dir(
+    reports: &Path,
+    stamp: DateTime<Utc>,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let base = format!("{}-{name}", stamp.format("%Y%m%d-%H%M%S"));
     let mut dir = reports.join(&base);
     let mut n = 2;
     while dir.exists() {
@@ -263,7 +268,7 @@ async fn run_scenario(
     bin_dir: &Path,
     environment: &crate::report::manifest::Environment,
 ) -> anyhow::Result<ScenarioOutcome> {
-    let dir = report_dir(&opts.reports_dir, stamp, scenario)?;
+    let dir = report_dir(&opts.reports_dir, stamp, scenario.as_str())?;
     let script = match &opts.script {
         Some(path) => path.clone(),
         None => crate::k6::write_scripts(&dir.join("raw/k6"))?,
@@ -554,22 +559,20 @@ impl ModeRun<'_> {
             );
             let duration = step.duration;
             tracing::info!("{tag} for {} s…", duration.as_secs());
-            let env = vec![
-                ("BASE_URL".to_string(), state.base_url.clone()),
-                ("VUS".to_string(), step.vus.to_string()),
-                ("DURATION".to_string(), format!("{}s", duration.as_secs())),
-                ("USERS".to_string(), state.users.to_string()),
-                ("PASSWORD".to_string(), state.password.clone()),
-                ("PRODUCTS".to_string(), products.join(",")),
-                ("SCENARIO".to_string(), self.scenario.as_str().to_string()),
-                ("THINK_TIME".to_string(), o.think_time_secs.to_string()),
-                ("ARRIVAL_RATE".to_string(), o.arrival_rate.to_string()),
-                ("POLL_WAIT_S".to_string(), o.poll_wait_secs.to_string()),
-                (
-                    "LOGIN_EVERY_ITERATION".to_string(),
-                    o.login_every_iteration.to_string(),
-                ),
-            ];
+            let env = crate::k6::Journey {
+                base_url: &state.base_url,
+                vus: step.vus,
+                duration,
+                users: state.users,
+                password: &state.password,
+                products: &products,
+                scenario: self.scenario.as_str(),
+                think_time_secs: o.think_time_secs,
+                arrival_rate: o.arrival_rate,
+                poll_wait_secs: o.poll_wait_secs,
+                login_every_iteration: o.login_every_iteration,
+            }
+            .env();
             let plan = match (o.faults, step.kind) {
                 (true, RunKind::Counted) => Some(self.fault_plan(duration)?),
                 _ => None,

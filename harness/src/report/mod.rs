@@ -1075,15 +1075,7 @@ const HTML_TEMPLATE: &str = include_str!("../../templates/report.html.j2");
 const TABLES_TEMPLATE: &str = include_str!("../../templates/tables.md.j2");
 
 fn render(view: &mut View) -> anyhow::Result<(String, String, String)> {
-    let mut env = minijinja::Environment::new();
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(true)
-            .build()
-            .context("building the template syntax")?,
-    );
+    let mut env = crate::templates::environment()?;
     // Markdown table cells may not hold a `|`.
     env.add_filter("cell", |s: String| s.replace('|', "\\|"));
     env.add_template("tables.md", TABLES_TEMPLATE)
