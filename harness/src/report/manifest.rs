@@ -129,6 +129,11 @@ impl RunRecord {
             RunKind::Counted => format!("run {}", self.index),
         }
     }
+
+    /// `sync run 2 at 500 VUs`: the run as warnings name it.
+    pub fn name(&self) -> String {
+        format!("{} {} at {} VUs", self.mode, self.label(), self.vus)
+    }
 }
 
 impl Manifest {

@@ -823,14 +823,7 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
     let starved: Vec<String> = runs
         .iter()
         .filter(|r| r.starved(cores))
-        .map(|r| {
-            format!(
-                "{} {} at {} VUs",
-                r.record.mode,
-                r.record.label(),
-                r.record.vus
-            )
-        })
+        .map(|r| r.record.name())
         .collect();
     if !starved.is_empty() {
         let which = if starved.len() == runs.len() {
@@ -858,12 +851,7 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
         .iter()
         .filter_map(|r| {
             let n = r.summary.as_ref()?.dropped_journeys.filter(|n| *n > 0.0)?;
-            Some(format!(
-                "{} {} at {} VUs: {n:.0}",
-                r.record.mode,
-                r.record.label(),
-                r.record.vus
-            ))
+            Some(format!("{}: {n:.0}", r.record.name()))
         })
         .collect();
     if !dropped.is_empty() {
@@ -878,14 +866,7 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
     let failed: Vec<String> = runs
         .iter()
         .filter(|r| !r.verify.as_ref().is_some_and(|v| v.ok))
-        .map(|r| {
-            format!(
-                "{} {} at {} VUs",
-                r.record.mode,
-                r.record.label(),
-                r.record.vus
-            )
-        })
+        .map(|r| r.record.name())
         .collect();
     if !failed.is_empty() {
         warnings.push(format!(
