@@ -460,7 +460,8 @@ impl NullBackend {
         }
     }
 
-    fn pids(&self) -> Vec<load::Watched> {
+    /// The nginx master, sampled like a replica during each run.
+    fn watched(&self) -> Vec<load::Watched> {
         vec![load::Watched {
             pid: self.child.id(),
             service: "nginx".into(),
@@ -566,7 +567,7 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
                 .env(),
                 duration: opts.duration,
                 tag: tag.clone(),
-                services: backend.pids(),
+                services: backend.watched(),
                 mode: mode_name.into(),
                 run_id: format!(
                     "{}-ceiling-{mode_name}",
