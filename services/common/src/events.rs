@@ -8,8 +8,12 @@
 //! reservation ─ReservationExpired→ inventory (release)
 //! order ─OrderPlaced→ reservation ─ReservationBound | ReservationNotPayable→ payment | order
 //! payment ─PaymentSucceeded | PaymentDeclined→ inventory, order, reservation
-//! inventory ─StockCommitted→ reservation, order          (PaymentDeclined: inventory releases)
 //! ```
+//!
+//! `PaymentSucceeded` confirms the order and the reservation at once, while inventory sells
+//! the held units on its own copy: a paid reservation is bound, and a bound reservation's
+//! holds can be neither expired nor released, so the sale cannot fail after the charge and
+//! needs no event of its own to say so.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -113,14 +117,6 @@ pub struct PaymentDeclined {
 }
 event!(PaymentDeclined, "PaymentDeclined.v1");
 
-/// The held stock of a paid reservation is sold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockCommitted {
-    pub reservation_id: Uuid,
-    pub order_id: Uuid,
-}
-event!(StockCommitted, "StockCommitted.v1");
-
 /// Which service consumes which events: one durable queue per service, bound to these
 /// routing keys. Every service declares the whole table at connect, so no event is ever
 /// published to an exchange that has no queue for it yet.
@@ -140,7 +136,7 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             StockReserved::NAME,
             StockRejected::NAME,
             OrderPlaced::NAME,
-            StockCommitted::NAME,
+            PaymentSucceeded::NAME,
             PaymentDeclined::NAME,
         ],
     ),
@@ -148,8 +144,8 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
         "order",
         &[
             ReservationNotPayable::NAME,
+            PaymentSucceeded::NAME,
             PaymentDeclined::NAME,
-            StockCommitted::NAME,
         ],
     ),
     ("payment", &[ReservationBound::NAME]),
@@ -175,7 +171,6 @@ mod tests {
             ReservationNotPayable::NAME,
             PaymentSucceeded::NAME,
             PaymentDeclined::NAME,
-            StockCommitted::NAME,
         ] {
             assert!(consumed.contains(&name), "{name} has no consumer");
         }

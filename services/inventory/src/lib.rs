@@ -4,7 +4,7 @@
 //! Sync mode: reservation and order call its `/internal/inventory/...` routes through nginx.
 //! Every route is idempotent by reservation id, so callers may retry.
 //! Async mode ([`messaging`]): consumes ReservationRequested, ReservationExpired,
-//! PaymentSucceeded, PaymentDeclined; emits StockReserved, StockRejected, StockCommitted.
+//! PaymentSucceeded, PaymentDeclined; emits StockReserved, StockRejected.
 //! The same hold, commit and release as sync, each inside the handler's transaction.
 
 pub mod configuration;

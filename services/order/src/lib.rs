@@ -8,7 +8,7 @@
 //! Async mode (`MODE=async`, [`messaging`]): the reservation is still read over HTTP so the
 //! payer gets 404/409 at once, then the order PENDING and `OrderPlaced` commit in one
 //! transaction and the payer gets 202 with `Location: /api/orders/{id}`. Emits OrderPlaced;
-//! consumes StockCommitted (→ CONFIRMED), PaymentDeclined (→ DECLINED) and
+//! consumes PaymentSucceeded (→ CONFIRMED), PaymentDeclined (→ DECLINED) and
 //! ReservationNotPayable (→ CANCELLED). The reconciler runs in sync mode only.
 //!
 //! Exactly once, however often and however concurrently a reservation is paid:

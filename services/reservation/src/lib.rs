@@ -27,11 +27,11 @@
 //! on RabbitMQ. Reserve reads the cart over HTTP as in sync, then records the reservation
 //! PENDING and `ReservationRequested` in one transaction and answers 202; inventory answers
 //! `StockReserved` / `StockRejected`. The order's `OrderPlaced` is the begin-payment binding,
-//! answered with `ReservationBound` or `ReservationNotPayable`; `StockCommitted` confirms and
+//! answered with `ReservationBound` or `ReservationNotPayable`; `PaymentSucceeded` confirms and
 //! `PaymentDeclined` cancels. The sweeper expires as in sync but appends `ReservationExpired`
 //! instead of calling inventory. Emits: ReservationRequested, ReservationExpired,
 //! ReservationBound, ReservationNotPayable. Consumes: StockReserved, StockRejected,
-//! OrderPlaced, StockCommitted, PaymentDeclined. The internal routes stay for sync mode.
+//! OrderPlaced, PaymentSucceeded, PaymentDeclined. The internal routes stay for sync mode.
 
 pub mod configuration;
 pub mod db;

@@ -6,7 +6,7 @@
 //! | ---------------------- | -------------------------------------- | ------------------------------ |
 //! | `ReservationRequested` | the hold, its event appended first     | `StockReserved`/`StockRejected` |
 //! | `ReservationExpired`   | release (tombstone if no hold yet)     | nothing                        |
-//! | `PaymentSucceeded`     | commit the holds                       | `StockCommitted`               |
+//! | `PaymentSucceeded`     | commit the holds                       | nothing                        |
 //! | `PaymentDeclined`      | release                                | nothing                        |
 
 use crate::db::stock::{self, Transition};
@@ -14,7 +14,7 @@ use crate::domain::{HoldItem, HoldOutcome, HoldRequest};
 use common::domain::Quantity;
 use common::events::{
     Event, PaymentDeclined, PaymentSucceeded, ReservationExpired, ReservationRequested,
-    StockCommitted, StockRejected, StockReserved,
+    StockRejected, StockReserved,
 };
 use common::messaging::outbox::{self, RelaySignal};
 use common::messaging::{HandleError, Handler, Incoming};
@@ -161,26 +161,18 @@ async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<bool, HandleErr
     Ok(true)
 }
 
-/// A paid reservation's holds become SOLD, `StockCommitted` appended first as in [`hold`].
-/// Holds found RELEASED (or missing) mean stock was given back under a bound reservation:
-/// that must never be papered over by a commit, so it is logged for an operator and acked
-/// without an event.
+/// A paid reservation's holds become SOLD. The order and the reservation are confirmed on
+/// their own copies of `PaymentSucceeded`, so nothing is emitted. Holds found RELEASED (or
+/// missing) mean stock was given back under a bound reservation: that must never be papered
+/// over by a commit, so it is logged for an operator (and `flashsale verify` reports the
+/// confirmed order without sold units) and acked.
 async fn commit(
     tx: &Transaction<'_>,
     reservation_id: Uuid,
     order_id: Uuid,
 ) -> Result<bool, HandleError> {
-    tx.batch_execute(STEP).await?;
-    outbox::append(
-        tx,
-        &StockCommitted {
-            reservation_id,
-            order_id,
-        },
-    )
-    .await?;
     match stock::commit_in(tx, reservation_id).await? {
-        Transition::Done => return Ok(true),
+        Transition::Done => {}
         Transition::Conflict(state) => {
             tracing::error!(%reservation_id, %order_id, state = state.as_str(),
                 "payment succeeded but the holds are no longer HELD: not committed");
@@ -190,7 +182,6 @@ async fn commit(
                 "payment succeeded for a reservation with no holds: nothing to commit");
         }
     }
-    tx.batch_execute(UNDO_STEP).await?;
     Ok(false)
 }
 

@@ -212,7 +212,6 @@ impl TestApp {
             &[
                 common::events::StockReserved::NAME,
                 common::events::StockRejected::NAME,
-                common::events::StockCommitted::NAME,
             ],
         )
         .await

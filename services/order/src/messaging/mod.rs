@@ -1,6 +1,7 @@
 //! Async mode: the events the order consumes, each one finishing a PENDING order.
 //!
-//! - `StockCommitted` → CONFIRMED (paid, and the stock is sold);
+//! - `PaymentSucceeded` → CONFIRMED (paid: the bound reservation's stock can no longer be
+//!   released, and inventory sells it on its own copy of the event);
 //! - `PaymentDeclined` → DECLINED (inventory and the reservation undo on their own copies);
 //! - `ReservationNotPayable` → CANCELLED (the reservation expired or cannot be paid).
 //!
@@ -12,7 +13,7 @@
 use crate::db::orders;
 use crate::domain::OrderStatus;
 use common::changes::Changes;
-use common::events::{Event, PaymentDeclined, ReservationNotPayable, StockCommitted};
+use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationNotPayable};
 use common::messaging::{outbox, HandleError, Handler, Incoming};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -30,8 +31,8 @@ impl Finish {
     /// An unknown type or a payload that does not decode is poison: it can never succeed.
     fn decode(incoming: &Incoming) -> Result<Self, HandleError> {
         Ok(match incoming.event_type.as_str() {
-            StockCommitted::NAME => {
-                let e: StockCommitted = incoming.decode()?;
+            PaymentSucceeded::NAME => {
+                let e: PaymentSucceeded = incoming.decode()?;
                 Self::new(e.order_id, e.reservation_id, OrderStatus::Confirmed)
             }
             PaymentDeclined::NAME => {
@@ -115,7 +116,7 @@ mod tests {
         })
         .to_string();
         for (name, status) in [
-            (StockCommitted::NAME, OrderStatus::Confirmed),
+            (PaymentSucceeded::NAME, OrderStatus::Confirmed),
             (PaymentDeclined::NAME, OrderStatus::Declined),
             (ReservationNotPayable::NAME, OrderStatus::Cancelled),
         ] {

@@ -6,7 +6,7 @@ use crate::helpers::{
     spawn_app, spawn_app_with, spawn_async_app_with, spawn_async_app_with_reservation,
 };
 use crate::helpers::{ReservationRow, TestApp};
-use common::events::{Event, OrderPlaced, ReservationBound, StockCommitted};
+use common::events::{Event, OrderPlaced, PaymentSucceeded, ReservationBound};
 use common::test_support::Bus;
 use common::Mode;
 use serde_json::{json, Value};
@@ -171,10 +171,11 @@ async fn an_order_placed_in_async_mode_binds_the_reservation_and_is_confirmed_by
         ("RESERVED".to_string(), Some(order_id))
     );
 
-    // Payment and inventory, played by the test.
-    bus.publish(&StockCommitted {
-        reservation_id: reservation,
+    // Payment, played by the test.
+    bus.publish(&PaymentSucceeded {
         order_id,
+        reservation_id: reservation,
+        payment_id: Uuid::new_v4(),
     })
     .await;
 

@@ -2,7 +2,7 @@
 //! finishes it.
 
 use crate::helpers::spawn_async_app;
-use common::events::StockCommitted;
+use common::events::PaymentSucceeded;
 use common::test_support::Bus;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -27,9 +27,10 @@ async fn a_poll_that_prefers_a_wait_is_answered_when_the_order_is_confirmed() {
         .send();
     let (resp, _) = tokio::join!(poll, async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        bus.publish(&StockCommitted {
-            reservation_id: reservation,
+        bus.publish(&PaymentSucceeded {
             order_id: order,
+            reservation_id: reservation,
+            payment_id: Uuid::new_v4(),
         })
         .await;
     });

@@ -2,7 +2,7 @@
 //! their producers would, and the status each one leaves the order in.
 
 use crate::helpers::{spawn_async_app, spawn_async_app_with};
-use common::events::{Event, PaymentDeclined, ReservationNotPayable, StockCommitted};
+use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationNotPayable};
 use common::test_support::Bus;
 use uuid::Uuid;
 
@@ -16,9 +16,10 @@ async fn each_final_event_finishes_a_pending_order() {
     let declined_order = app.insert_order(declined, user, "PENDING").await;
     let expired_order = app.insert_order(expired, user, "PENDING").await;
 
-    bus.publish(&StockCommitted {
-        reservation_id: paid,
+    bus.publish(&PaymentSucceeded {
         order_id: paid_order,
+        reservation_id: paid,
+        payment_id: Uuid::new_v4(),
     })
     .await;
     bus.publish(&PaymentDeclined {
@@ -95,9 +96,10 @@ async fn the_same_message_twice_has_no_second_effect() {
 
     bus.publish_as(message, PaymentDeclined::NAME, &declined)
         .await;
-    bus.publish(&StockCommitted {
-        reservation_id: sentinel_reservation,
+    bus.publish(&PaymentSucceeded {
         order_id: sentinel,
+        reservation_id: sentinel_reservation,
+        payment_id: Uuid::new_v4(),
     })
     .await;
 
@@ -115,7 +117,7 @@ async fn a_malformed_message_lands_in_the_dead_letter_queue() {
     let app = spawn_async_app().await;
     let bus = Bus::connect(app.amqp_prefix(), &[]).await;
 
-    bus.publish_as(Uuid::new_v4(), StockCommitted::NAME, b"{not json")
+    bus.publish_as(Uuid::new_v4(), PaymentSucceeded::NAME, b"{not json")
         .await;
     bus.publish_as(
         Uuid::new_v4(),

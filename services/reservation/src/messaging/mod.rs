@@ -6,7 +6,7 @@
 //!   `ReservationExpired` already released);
 //! - `OrderPlaced` → the begin-payment binding of sync mode, then `ReservationBound` or
 //!   `ReservationNotPayable`;
-//! - `StockCommitted` → CONFIRMED;
+//! - `PaymentSucceeded` → CONFIRMED (inventory sells the held units on its own copy);
 //! - `PaymentDeclined` → CANCELLED (inventory releases on its own copy of the event).
 //!
 //! Each message is one transaction: its inbox row (a duplicate stops there), the state
@@ -20,8 +20,8 @@ use crate::db::reservations;
 use crate::domain::Status;
 use common::changes::Changes;
 use common::events::{
-    Event, EventItem, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable,
-    ReservationRequested, StockCommitted, StockRejected, StockReserved,
+    Event, EventItem, OrderPlaced, PaymentDeclined, PaymentSucceeded, ReservationBound,
+    ReservationNotPayable, ReservationRequested, StockRejected, StockReserved,
 };
 use common::messaging::{outbox, HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
@@ -33,7 +33,7 @@ enum Consumed {
     StockReserved(StockReserved),
     StockRejected(StockRejected),
     OrderPlaced(OrderPlaced),
-    StockCommitted(StockCommitted),
+    PaymentSucceeded(PaymentSucceeded),
     PaymentDeclined(PaymentDeclined),
 }
 
@@ -44,7 +44,7 @@ impl Consumed {
             StockReserved::NAME => Self::StockReserved(incoming.decode()?),
             StockRejected::NAME => Self::StockRejected(incoming.decode()?),
             OrderPlaced::NAME => Self::OrderPlaced(incoming.decode()?),
-            StockCommitted::NAME => Self::StockCommitted(incoming.decode()?),
+            PaymentSucceeded::NAME => Self::PaymentSucceeded(incoming.decode()?),
             PaymentDeclined::NAME => Self::PaymentDeclined(incoming.decode()?),
             other => {
                 return Err(HandleError::Poison(anyhow::anyhow!(
@@ -97,10 +97,10 @@ async fn handle(
             order_placed(&tx, e).await?;
             true
         }
-        Consumed::StockCommitted(e) => {
+        Consumed::PaymentSucceeded(e) => {
             let confirmed =
                 reservations::mark_confirmed_in(&tx, e.reservation_id, e.order_id).await?;
-            log_late(confirmed.is_none(), &e.reservation_id, "StockCommitted");
+            log_late(confirmed.is_none(), &e.reservation_id, "PaymentSucceeded");
             false
         }
         Consumed::PaymentDeclined(e) => {

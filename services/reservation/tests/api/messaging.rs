@@ -3,7 +3,7 @@
 
 use crate::helpers::{spawn_async_app, spawn_async_app_with, Row, TestApp};
 use common::events::{
-    Event, OrderPlaced, PaymentDeclined, ReservationBound, ReservationNotPayable, StockCommitted,
+    Event, OrderPlaced, PaymentDeclined, PaymentSucceeded, ReservationBound, ReservationNotPayable,
     StockRejected, StockReserved,
 };
 use common::test_support::{Bus, PATIENCE};
@@ -226,15 +226,17 @@ async fn stock_committed_confirms_the_reservation_bound_to_the_order() {
         })
         .await;
 
-    bus.publish(&StockCommitted {
-        reservation_id: id,
+    bus.publish(&PaymentSucceeded {
         order_id: order,
+        reservation_id: id,
+        payment_id: Uuid::new_v4(),
     })
     .await;
     let mismatch = bus
-        .publish(&StockCommitted {
-            reservation_id: other,
+        .publish(&PaymentSucceeded {
             order_id: order,
+            reservation_id: other,
+            payment_id: Uuid::new_v4(),
         })
         .await;
 
