@@ -80,33 +80,49 @@ impl RelaySignal {
     }
 }
 
+/// The longest a batch's publish (and its confirms) may take before the batch is given up and
+/// its rows are left for the next attempt; the claiming transaction is open meanwhile.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Publish one batch of unsent rows; answers how many were published.
+///
+/// One statement claims the rows and marks them sent (`UPDATE … RETURNING` over rows locked
+/// with `SKIP LOCKED`, so replicas share the work); the transaction commits only once RabbitMQ
+/// confirmed every message, and rolls back (the rows stay unsent) if it did not. The commit
+/// does not wait for its WAL flush (`synchronous_commit = off`): should PostgreSQL crash
+/// before the flush, the rows are published again and the consumers' inboxes drop the copies,
+/// the same as after a relay crashed between its publish and its commit.
 pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Result<usize> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit TO off")
+        .await?;
     let rows = tx
         .query_cached(
-            "SELECT id, message_id, event_type, payload FROM outbox
-             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "UPDATE outbox SET published_at = now()
+             WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL
+                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, message_id, event_type, payload",
             &[&max],
         )
         .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut batch: Vec<Outgoing> = Vec::with_capacity(rows.len());
+    let mut batch: Vec<(i64, Outgoing)> = Vec::with_capacity(rows.len());
     for row in &rows {
-        ids.push(row.get::<_, i64>(0));
         let payload: serde_json::Value = row.get(3);
-        batch.push((row.get(2), row.get(1), serde_json::to_vec(&payload)?));
+        batch.push((
+            row.get(0),
+            (row.get(2), row.get(1), serde_json::to_vec(&payload)?),
+        ));
     }
-    broker.publish(&batch).await?;
-    tx.execute_cached(
-        "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?;
+    // Published in outbox order, as the rows were written.
+    batch.sort_by_key(|(id, _)| *id);
+    let batch: Vec<Outgoing> = batch.into_iter().map(|(_, out)| out).collect();
+    tokio::time::timeout(PUBLISH_TIMEOUT, broker.publish(&batch))
+        .await
+        .map_err(|_| anyhow::anyhow!("no publisher confirms within {PUBLISH_TIMEOUT:?}"))??;
     tx.commit().await?;
     Ok(rows.len())
 }
