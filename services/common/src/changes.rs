@@ -11,7 +11,14 @@
 //! woken and when its wait runs out, so a lost message (Redis away, a reconnect) only makes
 //! that one answer arrive at the end of its wait, with the status the database holds.
 //!
-//! Sync mode applies no wait and runs no listener: there a status is final when the request
+//! A client may also poll without a wait, as often as it likes. A PENDING status read from the
+//! database is kept by the replica that read it (with its owner) until a change of that id is
+//! heard, or for at most [`PENDING_FRESH`], so a short poll of a status that has not changed
+//! costs no database round trip. A change committed while the read ran is never missed: the
+//! id is watched before the read, and a value read while a change was heard is not kept. A lost
+//! notification makes a kept PENDING at most [`PENDING_FRESH`] stale.
+//!
+//! Sync mode applies no wait, keeps nothing and runs no listener: there a status is final when the request
 //! that made it answers, and nothing publishes changes.
 
 use crate::cache::RedisPool;
@@ -20,6 +27,7 @@ use crate::CommonConfig;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use futures::StreamExt;
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,6 +44,13 @@ pub const PREFER_WAIT: &str = "wait";
 /// The longest a PUBLISH may take before it is given up (its waiters then answer at the end
 /// of their wait).
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest a replica answers a PENDING status from memory without reading it again, in
+/// case the change that ended it was not heard (Redis away, a PUBLISH that timed out).
+pub const PENDING_FRESH: Duration = Duration::from_secs(1);
+
+/// The most PENDING statuses a replica keeps; past it, the stale ones are dropped.
+const KEPT_MAX: usize = 100_000;
 
 /// Redis connections a replica publishes on. They are multiplexed (commands pipeline on one
 /// connection) and a PUBLISH is a fraction of a millisecond, so a few serve every consumer;
@@ -54,6 +69,8 @@ struct Inner {
     max_wait: Duration,
     /// One sender per id somebody waits for; every waiter holds a receiver of it.
     waiters: Mutex<HashMap<Uuid, watch::Sender<()>>>,
+    /// PENDING statuses read from the database, until a change of their id is heard.
+    kept: Mutex<HashMap<Uuid, Kept>>,
     /// Cancelled at shutdown: every wait ends at once, with the status as it is.
     cancel: CancellationToken,
 }
@@ -74,6 +91,7 @@ impl Changes {
                 redis,
                 max_wait,
                 waiters: Mutex::new(HashMap::new()),
+                kept: Mutex::new(HashMap::new()),
                 cancel,
             }),
         }
@@ -198,16 +216,88 @@ impl Changes {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Kept>> {
+        self.inner
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // The waiters hear a change before its kept value goes: a read that checks for the change
+    // under the kept lock (see `keep`) then either sees it or has its value removed after.
     fn wake(&self, id: Uuid) {
         if let Some(sender) = self.waiters().get(&id) {
             sender.send_replace(());
         }
+        self.kept().remove(&id);
     }
 
     fn wake_all(&self) {
         for sender in self.waiters().values() {
             sender.send_replace(());
         }
+        self.kept().clear();
+    }
+
+    /// Whether this replica keeps PENDING statuses (async mode, where changes are heard).
+    fn keeps(&self) -> bool {
+        !self.inner.max_wait.is_zero()
+    }
+
+    /// The PENDING value kept for `id`, if `owner` read it and it is fresh.
+    fn kept_value<T: Clone + 'static>(&self, id: Uuid, owner: Uuid) -> Option<T> {
+        let kept = self.kept();
+        let entry = kept.get(&id)?;
+        if entry.owner != owner || entry.read_at.elapsed() >= PENDING_FRESH {
+            return None;
+        }
+        entry.value.downcast_ref::<T>().cloned()
+    }
+
+    /// Keep `value`, read while `waiter` watched `id`, unless a change was heard meanwhile.
+    fn keep<T: Send + Sync + 'static>(&self, waiter: &Waiter, owner: Uuid, value: T) {
+        let mut kept = self.kept();
+        if waiter.heard() {
+            return;
+        }
+        if kept.len() >= KEPT_MAX {
+            kept.retain(|_, k| k.read_at.elapsed() < PENDING_FRESH);
+        }
+        kept.insert(
+            waiter.id,
+            Kept {
+                owner,
+                read_at: Instant::now(),
+                value: Arc::new(value),
+            },
+        );
+    }
+
+    /// How many PENDING statuses this replica keeps.
+    pub fn kept_count(&self) -> usize {
+        self.kept().len()
+    }
+
+    /// One read without a wait: a fresh kept PENDING value of `owner`'s, or `read`, whose
+    /// PENDING answer is kept unless a change of `id` was heard while it ran.
+    async fn read_once<T, F, Fut>(&self, id: Uuid, owner: Uuid, read: F) -> ApiResult<T>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = ApiResult<(T, bool)>>,
+    {
+        if !self.keeps() {
+            return Ok(read().await?.0);
+        }
+        if let Some(value) = self.kept_value::<T>(id, owner) {
+            return Ok(value);
+        }
+        let waiter = self.watch(id);
+        let (value, done) = read().await?;
+        if !done {
+            self.keep(&waiter, owner, value.clone());
+        }
+        Ok(value)
     }
 
     /// How many ids this replica has waiters for (the waiter map never outgrows its waits).
@@ -225,16 +315,19 @@ impl Changes {
             .filter(|w| !w.is_zero())
     }
 
-    /// A status URL's answer: `read` once, or, when the request prefers a wait, until final or
-    /// the wait runs out. The builder is a 200 that says which wait was applied, and that the
-    /// answer varies with `Prefer`.
+    /// A status URL's answer for `owner` (whom `read` answers only their own row): `read` once
+    /// (or the PENDING value kept from an earlier read, see the module's notes), or, when the
+    /// request prefers a wait, until final or the wait runs out. The builder is a 200 that says
+    /// which wait was applied, and that the answer varies with `Prefer`.
     pub async fn answer<T, F, Fut>(
         &self,
         headers: &HeaderMap,
         id: Uuid,
+        owner: Uuid,
         read: F,
     ) -> ApiResult<(T, HttpResponseBuilder)>
     where
+        T: Clone + Send + Sync + 'static,
         F: Fn() -> Fut,
         Fut: Future<Output = ApiResult<(T, bool)>>,
     {
@@ -248,7 +341,7 @@ impl Changes {
                 ));
                 self.read_until_final(id, wait, read).await?
             }
-            None => read().await?.0,
+            None => self.read_once(id, owner, read).await?,
         };
         Ok((value, builder))
     }
@@ -292,6 +385,13 @@ impl Changes {
     }
 }
 
+/// A PENDING value read from the database, and whose it is.
+struct Kept {
+    owner: Uuid,
+    read_at: Instant,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
 /// One wait for one id; dropping the last waiter of an id forgets the id.
 struct Waiter {
     changes: Changes,
@@ -300,6 +400,13 @@ struct Waiter {
 }
 
 impl Waiter {
+    /// Whether a change was heard since the waiter was made (or last waited for).
+    fn heard(&self) -> bool {
+        self.receiver
+            .as_ref()
+            .is_some_and(|r| r.has_changed().unwrap_or(true))
+    }
+
     /// Returns once a change was heard since the last call (or since the waiter was made).
     async fn changed(&mut self) {
         let heard = match self.receiver.as_mut() {
@@ -361,6 +468,108 @@ mod tests {
             );
         }
         map
+    }
+
+    fn async_changes() -> Changes {
+        let redis = crate::cache::pool("redis://127.0.0.1:1", 1).expect("a pool");
+        Changes::new(
+            redis,
+            "test",
+            "svc",
+            Duration::from_secs(5),
+            CancellationToken::new(),
+        )
+    }
+
+    /// A read that counts its calls and answers `status`, final unless "PENDING".
+    fn counted<'a>(
+        reads: &'a std::sync::atomic::AtomicUsize,
+        status: &'static str,
+    ) -> impl Fn() -> std::future::Ready<ApiResult<(String, bool)>> + 'a {
+        move || {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Ok((status.to_string(), status != "PENDING")))
+        }
+    }
+
+    async fn short_poll(
+        changes: &Changes,
+        id: Uuid,
+        owner: Uuid,
+        read: impl Fn() -> std::future::Ready<ApiResult<(String, bool)>>,
+    ) -> String {
+        changes
+            .answer(&headers(&[]), id, owner, read)
+            .await
+            .expect("an answer")
+            .0
+    }
+
+    #[tokio::test]
+    async fn a_short_poll_of_an_unchanged_pending_status_reads_the_database_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let changes = async_changes();
+        let (id, owner, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let reads = AtomicUsize::new(0);
+        for _ in 0..5 {
+            assert_eq!(
+                short_poll(&changes, id, owner, counted(&reads, "PENDING")).await,
+                "PENDING"
+            );
+        }
+        assert_eq!(reads.load(SeqCst), 1, "later polls answered from memory");
+        // Kept for its owner only.
+        short_poll(&changes, id, stranger, counted(&reads, "PENDING")).await;
+        assert_eq!(reads.load(SeqCst), 2);
+        // A change heard: the next poll reads again, and a final status is not kept.
+        changes.wake(id);
+        assert_eq!(
+            short_poll(&changes, id, owner, counted(&reads, "RESERVED")).await,
+            "RESERVED"
+        );
+        short_poll(&changes, id, owner, counted(&reads, "RESERVED")).await;
+        assert_eq!(reads.load(SeqCst), 4);
+        assert_eq!(changes.watched(), 0, "no waiter outlives its read");
+    }
+
+    #[tokio::test]
+    async fn a_pending_status_read_while_its_change_was_heard_is_not_kept() {
+        let changes = async_changes();
+        let id = Uuid::new_v4();
+        let owner = Uuid::new_v4();
+        // The change commits and is heard while the read is on its way back.
+        let racing = || {
+            changes.wake(id);
+            std::future::ready(Ok(("PENDING".to_string(), false)))
+        };
+        changes
+            .answer(&headers(&[]), id, owner, racing)
+            .await
+            .expect("answer");
+        assert_eq!(changes.kept_count(), 0);
+        // Stale after PENDING_FRESH at the latest, should a change never be heard.
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        short_poll(&changes, id, owner, counted(&reads, "PENDING")).await;
+        changes.kept().get_mut(&id).expect("kept").read_at -= PENDING_FRESH;
+        short_poll(&changes, id, owner, counted(&reads, "PENDING")).await;
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn sync_mode_keeps_nothing() {
+        let redis = crate::cache::pool("redis://127.0.0.1:1", 1).expect("a pool");
+        let changes = Changes::new(
+            redis,
+            "test",
+            "svc",
+            Duration::ZERO,
+            CancellationToken::new(),
+        );
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let (id, owner) = (Uuid::new_v4(), Uuid::new_v4());
+        short_poll(&changes, id, owner, counted(&reads, "PENDING")).await;
+        short_poll(&changes, id, owner, counted(&reads, "PENDING")).await;
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub async fn one(
         let finished = order.status != OrderStatus::Pending;
         Ok((order, finished))
     };
-    let (order, mut answer) = changes.answer(req.headers(), id, read).await?;
+    let (order, mut answer) = changes
+        .answer(req.headers(), id, user.user_id, read)
+        .await?;
     Ok(answer.json(OrderView::from(&order)))
 }

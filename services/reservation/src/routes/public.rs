@@ -129,6 +129,8 @@ pub async fn show(
         let settled = reservation.status != Status::Pending;
         Ok((reservation, settled))
     };
-    let (reservation, mut answer) = changes.answer(req.headers(), id, read).await?;
+    let (reservation, mut answer) = changes
+        .answer(req.headers(), id, user.user_id, read)
+        .await?;
     Ok(answer.json(PublicView::from(reservation)))
 }
