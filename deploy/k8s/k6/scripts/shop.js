@@ -1,0 +1,151 @@
+// The shopper's side of the public API (DESIGN.md section 8), in both modes: a 202 is
+// followed by polling its status URL with a short backoff until a final state, so callers
+// see the same outcomes whether the suite runs sync or async.
+
+import http from 'k6/http';
+import { sleep } from 'k6';
+
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
+
+// 409 (sold out, limit reached, expired) and 402 (declined) are business answers, not
+// failures: `http_req_failed` counts only the rest.
+export const EXPECTED = http.expectedStatuses({ min: 200, max: 299 }, 402, 409);
+
+export class Unauthorized extends Error {}
+
+// A login that did not answer 200 with a token.
+export class LoginFailed extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// Every request is tagged `held:no` but a status poll that asked to be held until the status
+// changes (`held:yes`): its time is the wait for the outcome, which `checkout_duration`
+// measures, so the per-request latency leaves it out (`http_req_duration{phase:journey,held:no}`).
+function params(token, name, extra) {
+  const headers = token ? { ...JSON_HEADERS, Authorization: `Bearer ${token}` } : JSON_HEADERS;
+  return { headers, tags: { name, held: 'no' }, responseCallback: EXPECTED, ...(extra || {}) };
+}
+
+function json(res) {
+  try {
+    return res.json();
+  } catch (_) {
+    return null;
+  }
+}
+
+// 401 means the token is gone (expired, or the suite restarted with a new secret): the
+// caller logs in again and retries the step.
+function guard(res) {
+  if (res.status === 401) throw new Unauthorized(`401 from ${res.request.method} ${res.url}`);
+  return res;
+}
+
+export function login(baseUrl, username, password) {
+  const res = http.post(
+    `${baseUrl}/api/auth/login`,
+    JSON.stringify({ username, password }),
+    params(null, 'POST /api/auth/login'),
+  );
+  const body = json(res);
+  if (res.status !== 200 || !body || !body.token) {
+    throw new LoginFailed(`login ${username}: ${res.status} ${res.body}`, res.status);
+  }
+  return body.token;
+}
+
+// The request of a login, for http.batch in setup().
+export function loginRequest(baseUrl, username, password) {
+  return {
+    method: 'POST',
+    url: `${baseUrl}/api/auth/login`,
+    body: JSON.stringify({ username, password }),
+    params: params(null, 'POST /api/auth/login'),
+  };
+}
+
+export function listProducts(baseUrl, token) {
+  const res = guard(http.get(`${baseUrl}/api/products`, params(token, 'GET /api/products')));
+  if (res.status !== 200) throw new Error(`GET /api/products: ${res.status} ${res.body}`);
+  return json(res).map((p) => p.id);
+}
+
+export function createCart(baseUrl, token) {
+  return guard(http.post(`${baseUrl}/api/carts`, '{}', params(token, 'POST /api/carts')));
+}
+
+export function getProduct(baseUrl, token, id) {
+  return guard(
+    http.get(
+      `${baseUrl}/api/products/${id}`,
+      params(token, 'GET /api/products/{id}', { responseType: 'none' }),
+    ),
+  );
+}
+
+export function addItem(baseUrl, token, cartId, productId) {
+  return guard(
+    http.post(
+      `${baseUrl}/api/carts/${cartId}/items`,
+      JSON.stringify({ product_id: productId, quantity: 1 }),
+      params(token, 'POST /api/carts/{id}/items'),
+    ),
+  );
+}
+
+export function reserve(baseUrl, token, cartId) {
+  return guard(
+    http.post(
+      `${baseUrl}/api/reservations`,
+      JSON.stringify({ cart_id: cartId }),
+      params(token, 'POST /api/reservations'),
+    ),
+  );
+}
+
+export function pay(baseUrl, token, reservationId) {
+  return guard(
+    http.post(
+      `${baseUrl}/api/payments`,
+      JSON.stringify({ reservation_id: reservationId }),
+      params(token, 'POST /api/payments'),
+    ),
+  );
+}
+
+// Where a 202 says to look: its `Location` (absolute or a path), else `fallback`.
+export function statusUrl(baseUrl, res, fallback) {
+  const location = res.headers.Location || res.headers.location;
+  if (!location) return `${baseUrl}${fallback}`;
+  return location.startsWith('http') ? location : `${baseUrl}${location}`;
+}
+
+// GET `url` until its `status` leaves PENDING, for at most `timeoutMs`. With `waitS` > 0 each
+// poll asks the service to hold it until the status changes (`Prefer: wait=N`, RFC 7240); a
+// service that applied the wait (`Preference-Applied`) is asked again at once. Otherwise, and
+// with `waitS` 0, polls are 10 ms apart, doubling up to 200 ms. Returns { body } on a final
+// state, { error } otherwise.
+export function pollUntilFinal(url, token, name, timeoutMs, waitS) {
+  const deadline = Date.now() + timeoutMs;
+  const p = params(token, name);
+  const poll =
+    waitS > 0
+      ? { ...p, headers: { ...p.headers, Prefer: `wait=${waitS}` }, tags: { name, held: 'yes' } }
+      : p;
+  let pause = 0.01;
+  for (;;) {
+    const res = guard(http.get(url, poll));
+    const body = json(res);
+    if (res.status !== 200 || !body) return { error: `poll ${res.status}`, status: res.status };
+    if (body.status !== 'PENDING') return { body };
+    if (Date.now() >= deadline) return { error: 'poll timeout', status: 0 };
+    if (waitS > 0 && res.headers['Preference-Applied']) continue;
+    sleep(pause);
+    pause = Math.min(pause * 2, 0.2);
+  }
+}
+
+export { json };
