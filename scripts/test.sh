@@ -20,5 +20,6 @@ cargo build --workspace --bins --tests --quiet
 echo "==> servers: PostgreSQL, Redis, RabbitMQ, nginx (installed and started when missing)"
 target/debug/flashsale setup
 
+echo "==> Kubernetes manifests"; scripts/k8s-validate.sh
 echo "==> tests"
 cargo test --workspace "$@"
