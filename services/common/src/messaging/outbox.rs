@@ -95,8 +95,6 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Result<usize> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL synchronous_commit TO off")
-        .await?;
     let rows = tx
         .query_cached(
             "UPDATE outbox SET published_at = now()
@@ -109,6 +107,9 @@ pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Re
     if rows.is_empty() {
         return Ok(0);
     }
+    // Only a claim that found rows pays for this round trip; an empty poll just rolls back.
+    tx.batch_execute("SET LOCAL synchronous_commit TO off")
+        .await?;
     let mut batch: Vec<(i64, Outgoing)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let payload: serde_json::Value = row.get(3);
