@@ -3,7 +3,7 @@
 //! It starts the suite natively (no containers): PostgreSQL, Redis and RabbitMQ from the
 //! machine ([`infra`]), the five services' replicas from the workspace's binaries and an nginx
 //! of its own in front of them ([`suite`], [`nginx`]), seeded with users and products
-//! ([`seed`]). After a run it audits the invariants of DESIGN.md section 4 over all five
+//! ([`seed`]). After a run it audits the sale's invariants (ARCHITECTURE.md) over all five
 //! databases ([`verify`]). Its main job, `flashsale compare`, drives both architectures with
 //! k6 ([`k6`], [`compare`]) and writes the comparison report from the raw data ([`report`]);
 //! `flashsale ceiling` measures what the load generator alone leaves of the machine ([`ceiling`]).

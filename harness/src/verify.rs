@@ -1,4 +1,4 @@
-//! The invariants of DESIGN.md section 4, checked by reading the five services' databases
+//! The sale's invariants (ARCHITECTURE.md), checked by reading the five services' databases
 //! directly. The harness is the operator's tool: services never read each other's tables,
 //! but an audit has to see all of them at once.
 //!
@@ -47,7 +47,7 @@ pub struct ProductRow {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Violation {
-    /// The invariant's number in DESIGN.md section 4.
+    /// The invariant's number in ARCHITECTURE.md's list.
     pub invariant: u8,
     pub message: String,
 }

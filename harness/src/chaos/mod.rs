@@ -1,5 +1,5 @@
 //! Fault runs: crash replicas and restart RabbitMQ while load runs, then prove nothing was
-//! lost (DESIGN.md section 5: "a `kill -9` of any replica mid-run loses nothing").
+//! lost ("a `kill -9` of any replica mid-run loses nothing").
 //!
 //! A [`FaultPlan`] spreads its faults over the run; [`run`] injects them into a running
 //! [`Suite`] while the caller drives load, and restarts what it stopped as an orchestrator

@@ -1,7 +1,7 @@
 //! The events of async mode: plain serde structs, versioned by name. The routing key of a
 //! message is its event's [`Event::NAME`]; the message type property carries it too.
 //!
-//! The checkout as events (DESIGN.md section 3):
+//! The checkout as events:
 //!
 //! ```text
 //! reservation ─ReservationRequested→ inventory ─StockReserved | StockRejected→ reservation
