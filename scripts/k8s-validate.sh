@@ -440,6 +440,7 @@ COPIES = {
     "grafana/provisioning/datasources/influxdb.yml": "deploy/k8s/base/grafana/provisioning/datasources/influxdb.yml",
     "grafana/provisioning/dashboards/dashboards.yml": "deploy/k8s/base/grafana/provisioning/dashboards/dashboards.yml",
     "grafana/dashboards/flash-sale.json": "deploy/k8s/base/grafana/dashboards/flash-sale.json",
+    "nginx/compose/own-answers.conf": "deploy/k8s/base/nginx/own-answers.conf",
     "k6/journey.js": "deploy/k8s/k6/scripts/journey.js",
     "k6/lib/config.js": "deploy/k8s/k6/scripts/config.js",
     "k6/lib/shop.js": "deploy/k8s/k6/scripts/shop.js",

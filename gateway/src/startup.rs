@@ -3,6 +3,7 @@
 
 use crate::cache::availability::AvailabilityCache;
 use crate::cache::carts::CartStore;
+use crate::cache::logins::LoginGuard;
 use crate::cache::Keys;
 use crate::catalog::Catalog;
 use crate::configuration::Settings;
@@ -47,8 +48,16 @@ impl Application {
             ServiceClient::new(&common)?,
             AvailabilityCache::new(redis.clone(), keys.clone(), settings.catalog_cache_ms),
         ));
+        let guard = web::Data::new(LoginGuard::new(
+            redis.clone(),
+            keys.clone(),
+            settings.login_limits,
+        ));
         let carts = web::Data::new(CartStore::new(redis, keys, settings.cart_ttl_secs));
-        let checker = web::Data::new(PasswordChecker::per_cpu());
+        let checker = web::Data::new(PasswordChecker::per_cpu(
+            settings.login_queue,
+            settings.password_hash,
+        )?);
         let pool = web::Data::new(pool);
         let server_common = common.clone();
         let cancel = CancellationToken::new();
@@ -67,6 +76,7 @@ impl Application {
                 .app_data(catalog.clone())
                 .app_data(carts.clone())
                 .app_data(checker.clone())
+                .app_data(guard.clone())
                 .configure(routes::configure)
                 .default_service(web::to(common::web::not_found))
         })

@@ -26,6 +26,7 @@ pub struct Upstream {
 struct TemplateContext<'a> {
     mode: &'static str,
     port: u16,
+    internal_port: u16,
     suite: &'a str,
     prefix: String,
     upstreams: &'a [Upstream],
@@ -36,8 +37,10 @@ struct TemplateContext<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct NginxConfig {
     pub mode: Mode,
-    /// The port nginx listens on (127.0.0.1).
+    /// The public port nginx listens on (127.0.0.1): `/api/...` only.
     pub port: u16,
+    /// The internal port (127.0.0.1): `/internal/...` only, for the services' own calls.
+    pub internal_port: u16,
     /// Which suite this nginx belongs to: `/nginx-health` answers it, so that a start-up
     /// never mistakes another suite's nginx on the same port for its own.
     pub suite: String,
@@ -57,6 +60,7 @@ impl NginxConfig {
         let context = TemplateContext {
             mode: self.mode.as_str(),
             port: self.port,
+            internal_port: self.internal_port,
             suite: &self.suite,
             prefix: self.prefix.to_string_lossy().into_owned(),
             upstreams: &self.upstreams,
@@ -144,6 +148,7 @@ mod tests {
         NginxConfig {
             mode,
             port: 18080,
+            internal_port: 18081,
             suite: "t_0123abcd".into(),
             prefix: PathBuf::from("/tmp/run/nginx"),
             upstreams: SERVICES
@@ -193,10 +198,30 @@ mod tests {
         }
     }
 
+    /// The `server { ... }` block that listens on `port`.
+    fn server_block(conf: &str, port: u16) -> &str {
+        let listen = conf
+            .find(&format!("listen 127.0.0.1:{port} "))
+            .unwrap_or_else(|| panic!("no listener on {port}"));
+        let start = conf[..listen].rfind("server {").expect("server block");
+        let end = conf[listen..]
+            .find("\n    server {")
+            .map_or(conf.len(), |e| listen + e);
+        &conf[start..end]
+    }
+
+    fn location<'a>(block: &'a str, path: &str) -> Option<&'a str> {
+        block
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("location {path} ")))
+    }
+
     #[test]
     fn routes_follow_the_internal_api_table() {
         let conf = config(Mode::Sync).render().expect("render");
-        for (path, upstream) in [
+        let public = server_block(&conf, 18080);
+        let internal = server_block(&conf, 18081);
+        let routes = [
             ("/api/auth/", "gateway"),
             ("/api/products", "gateway"),
             ("/api/carts", "gateway"),
@@ -208,16 +233,57 @@ mod tests {
             ("/internal/orders/", "order"),
             ("/internal/payments/", "payment"),
             ("/internal/inventory/", "inventory"),
-        ] {
-            let line = conf
-                .lines()
-                .find(|l| l.trim_start().starts_with(&format!("location {path} ")))
-                .unwrap_or_else(|| panic!("no location {path}"));
+        ];
+        for (path, upstream) in routes {
+            let (on, off) = if path.starts_with("/internal/") {
+                (internal, public)
+            } else {
+                (public, internal)
+            };
+            let line = location(on, path).unwrap_or_else(|| panic!("no location {path}"));
             assert!(
                 line.contains(&format!("proxy_pass http://{upstream};")),
                 "{line}"
             );
+            assert!(
+                location(off, path).is_none(),
+                "{path} on the wrong listener"
+            );
         }
+        // Neither listener proxies anything else: the rest is nginx's JSON 404.
+        // Public: six prefixes, and the add to a cart once more, keyed and not.
+        for (block, proxied) in [(public, 8), (internal, 5)] {
+            assert_eq!(block.matches("proxy_pass").count(), proxied, "{block}");
+            assert!(
+                block.contains(r#"return 404 '{"code":"not_found""#),
+                "{block}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_already_sent_may_go_to_the_other_replica_once() {
+        let conf = config(Mode::Sync).render().expect("render");
+        assert!(
+            conf.contains("proxy_next_upstream error timeout http_502 non_idempotent;"),
+            "{conf}"
+        );
+        assert!(conf.contains("proxy_next_upstream_tries 2;"), "{conf}");
+        // An unkeyed add to a cart is the one public POST that is not safe twice.
+        let public = server_block(&conf, 18080);
+        let items = &public[public
+            .find("location ~ ^/api/carts/[^/]+/items$ {")
+            .expect("the add-to-cart location")..];
+        let items = &items[..items.find("\n        }").expect("its end")];
+        assert!(
+            items.contains("if ($http_idempotency_key) { return 418; }"),
+            "{items}"
+        );
+        assert!(
+            items.contains("proxy_next_upstream error timeout http_502;"),
+            "{items}"
+        );
+        assert!(!items.contains("non_idempotent"), "{items}");
     }
 
     #[test]

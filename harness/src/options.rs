@@ -19,7 +19,8 @@ pub struct SuiteOptions {
     pub stock: i32,
     /// Units of each product one user may hold or buy; 0 = no limit.
     pub per_user_limit: i32,
-    /// nginx's port on 127.0.0.1: the suite's one public address.
+    /// nginx's port on 127.0.0.1: the suite's one public address. Its internal listener, the
+    /// one the services call each other through, is the next port ([`Self::internal_port`]).
     pub port: u16,
     /// Where state.json, logs, pid and port files and nginx's files go.
     pub run_dir: PathBuf,
@@ -78,6 +79,21 @@ impl Default for SuiteOptions {
             ready_timeout_secs: 60,
         }
     }
+}
+
+impl SuiteOptions {
+    /// nginx's internal listener: `/internal/...` for service-to-service calls, on the port
+    /// after the public one. The public listener answers 404 to every internal route.
+    pub fn internal_port(&self) -> anyhow::Result<u16> {
+        internal_port(self.port)
+    }
+}
+
+/// The internal listener's port for public port `port`.
+pub fn internal_port(port: u16) -> anyhow::Result<u16> {
+    port.checked_add(1).ok_or_else(|| {
+        anyhow::anyhow!("port {port} leaves no room for the internal listener (port + 1)")
+    })
 }
 
 /// argon2id parameters of the seeded password hash.

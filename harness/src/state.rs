@@ -53,6 +53,8 @@ pub struct SuiteState {
     pub mode: Mode,
     pub port: u16,
     pub base_url: String,
+    /// nginx's internal listener (`/internal/...`), what the services' `UPSTREAM_URL` names.
+    pub internal_url: String,
     /// Absolute.
     pub run_dir: PathBuf,
     pub db_prefix: String,

@@ -11,7 +11,7 @@
 //! error log and temp folders).
 
 use crate::nginx::{NginxConfig, Upstream, SERVICES};
-use crate::options::SuiteOptions;
+use crate::options::{self, SuiteOptions};
 use crate::process::{self, Spawn};
 use crate::state::{NginxRecord, ProcessRecord, SeededProduct, SuiteState};
 use anyhow::{bail, Context};
@@ -78,12 +78,16 @@ impl Suite {
         }
         let nginx = std::fs::canonicalize(crate::infra::nginx_binary()?)?;
         // Before anything is dropped or started: a busy port would only fail at nginx's start.
-        std::net::TcpListener::bind(("127.0.0.1", opts.port)).with_context(|| {
-            format!(
-                "port {} on 127.0.0.1 is in use: choose another with --port",
-                opts.port
-            )
-        })?;
+        let internal_port = opts.internal_port()?;
+        for port in [opts.port, internal_port] {
+            std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                format!(
+                    "port {port} on 127.0.0.1 is in use: choose another with --port \
+                     (the suite takes --port for its public listener and the next one for \
+                     its internal one)"
+                )
+            })?;
+        }
 
         if opts.keep_databases {
             tracing::info!(
@@ -119,6 +123,7 @@ impl Suite {
             mode: opts.mode,
             port: opts.port,
             base_url: format!("http://127.0.0.1:{}", opts.port),
+            internal_url: format!("http://127.0.0.1:{internal_port}"),
             run_dir: run_dir.clone(),
             db_prefix: opts.db_prefix.clone(),
             redis_prefix: opts.redis_prefix.clone(),
@@ -231,7 +236,15 @@ impl Suite {
             ("AMQP_PREFIX".into(), s.db_prefix.clone()),
             ("TOKEN_SECRET".into(), s.token_secret.clone()),
             ("INTERNAL_KEY".into(), s.internal_key.clone()),
-            ("UPSTREAM_URL".into(), s.base_url.clone()),
+            ("UPSTREAM_URL".into(), s.internal_url.clone()),
+            // The gateway's decoy for unknown usernames costs what the seeded hashes cost.
+            (
+                "PASSWORD_HASH_PARAMS".into(),
+                format!(
+                    "m={},t={},p={}",
+                    o.hash_params.m_cost, o.hash_params.t_cost, o.hash_params.p_cost
+                ),
+            ),
         ];
         // A restarted replica binds its old port and writes the same number again.
         let file = s.run_dir.join("ports").join(&instance);
@@ -321,6 +334,7 @@ impl Suite {
         NginxConfig {
             mode: self.state.mode,
             port: self.state.port,
+            internal_port: options::internal_port(self.state.port).expect("checked at start"),
             suite: self.state.db_prefix.clone(),
             prefix: self.state.run_dir.join("nginx"),
             upstreams: SERVICES
@@ -704,6 +718,11 @@ impl Suite {
     }
 
     /// nginx's address, e.g. `http://127.0.0.1:8080`.
+    /// nginx's internal listener, where `/internal/...` is routed (the public one answers 404).
+    pub fn internal_url(&self) -> &str {
+        &self.state.internal_url
+    }
+
     pub fn base_url(&self) -> &str {
         &self.state.base_url
     }

@@ -1,4 +1,4 @@
-// The shopper's side of the public API (DESIGN.md section 8), in both modes: a 202 is
+// The shopper's side of the public API (docs/internal-api.md), in both modes: a 202 is
 // followed by polling its status URL with a short backoff until a final state, so callers
 // see the same outcomes whether the suite runs sync or async.
 
@@ -29,6 +29,15 @@ function params(token, name, extra) {
   return { headers, tags: { name, held: 'no' }, responseCallback: EXPECTED, ...(extra || {}) };
 }
 
+// A POST that changes something carries an Idempotency-Key of its own, as a careful client's
+// does: nginx may then pass it to another replica when the first one died under it, and the
+// suite applies it once.
+function keyed(token, name) {
+  const p = params(token, name);
+  p.headers = { ...p.headers, 'Idempotency-Key': crypto.randomUUID() };
+  return p;
+}
+
 function json(res) {
   try {
     return res.json();
@@ -44,12 +53,21 @@ function guard(res) {
   return res;
 }
 
+// Times a login answered 429 (the gateway's queue of password checks was full) is tried
+// again after its Retry-After, as a patient client would.
+const LOGIN_TRIES = 4;
+
 export function login(baseUrl, username, password) {
-  const res = http.post(
-    `${baseUrl}/api/auth/login`,
-    JSON.stringify({ username, password }),
-    params(null, 'POST /api/auth/login'),
-  );
+  let res;
+  for (let attempt = 1; attempt <= LOGIN_TRIES; attempt++) {
+    res = http.post(
+      `${baseUrl}/api/auth/login`,
+      JSON.stringify({ username, password }),
+      params(null, 'POST /api/auth/login'),
+    );
+    if (res.status !== 429 || attempt === LOGIN_TRIES) break;
+    sleep(Math.min(Number(res.headers['Retry-After']) || 1, 5));
+  }
   const body = json(res);
   if (res.status !== 200 || !body || !body.token) {
     throw new LoginFailed(`login ${username}: ${res.status} ${res.body}`, res.status);
@@ -74,7 +92,7 @@ export function listProducts(baseUrl, token) {
 }
 
 export function createCart(baseUrl, token) {
-  return guard(http.post(`${baseUrl}/api/carts`, '{}', params(token, 'POST /api/carts')));
+  return guard(http.post(`${baseUrl}/api/carts`, '{}', keyed(token, 'POST /api/carts')));
 }
 
 export function getProduct(baseUrl, token, id) {
@@ -91,7 +109,7 @@ export function addItem(baseUrl, token, cartId, productId) {
     http.post(
       `${baseUrl}/api/carts/${cartId}/items`,
       JSON.stringify({ product_id: productId, quantity: 1 }),
-      params(token, 'POST /api/carts/{id}/items'),
+      keyed(token, 'POST /api/carts/{id}/items'),
     ),
   );
 }
@@ -101,7 +119,7 @@ export function reserve(baseUrl, token, cartId) {
     http.post(
       `${baseUrl}/api/reservations`,
       JSON.stringify({ cart_id: cartId }),
-      params(token, 'POST /api/reservations'),
+      keyed(token, 'POST /api/reservations'),
     ),
   );
 }

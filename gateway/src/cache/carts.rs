@@ -13,12 +13,16 @@ use uuid::Uuid;
 
 const USER_FIELD: &str = "user";
 const LINE_PREFIX: &str = "p:";
+/// Fields `k:<Idempotency-Key>`: the adds that happened, so that one sent again does not.
+const KEY_PREFIX: &str = "k:";
 
 /// Add to a line if the caller owns the cart and the line stays within the limit, refresh the
 /// expiry, and answer the whole cart. Checking and incrementing in one script is what makes
 /// the limit hold under concurrent adds.
 ///
-/// KEYS[1] cart; ARGV: owner, line field, quantity to add, line limit, ttl seconds.
+/// KEYS[1] cart; ARGV: owner, line field, quantity to add, line limit, ttl seconds, and the
+/// request's idempotency field (`k:<key>`, or empty). An add whose field is already in the
+/// cart happened before: the cart is answered as it is, unchanged.
 /// Answers -1 (no such cart, or not the caller's), the current quantity (>= 0) when the
 /// limit would be exceeded, or the cart's fields and values.
 ///
@@ -28,11 +32,17 @@ const ADD_SCRIPT: &str = r"
 if redis.call('HGET', KEYS[1], 'user') ~= ARGV[1] then
     return -1
 end
+if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[6]) == 1 then
+    return redis.call('HGETALL', KEYS[1])
+end
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
 if current + tonumber(ARGV[3]) > tonumber(ARGV[4]) then
     return current
 end
 redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
+if ARGV[6] ~= '' then
+    redis.call('HSET', KEYS[1], ARGV[6], 1)
+end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return redis.call('HGETALL', KEYS[1])
 ";
@@ -66,24 +76,35 @@ impl CartStore {
         }
     }
 
-    /// A new empty cart owned by `user_id`.
-    pub async fn create(&self, user_id: Uuid) -> ApiResult<Cart> {
-        let id = Uuid::new_v4();
+    /// A new empty cart owned by `user_id`. With an idempotency key its id is derived from
+    /// the user and the key, and a cart of that id already there (the same request sent
+    /// again) is answered as it is. Without one, a request sent twice leaves an empty cart
+    /// nobody knows of, which expires.
+    pub async fn create(&self, user_id: Uuid, idempotency: Option<&str>) -> ApiResult<Cart> {
+        let id = match idempotency {
+            Some(k) => common::web::derived_id("cart", &[user_id.as_bytes(), k.as_bytes()]),
+            None => Uuid::new_v4(),
+        };
         let key = self.keys.cart(id);
         let mut conn = self.redis.get().await?;
-        let () = redis::pipe()
+        let (created,): (bool,) = redis::pipe()
             .atomic()
-            .cmd("HSET")
+            .cmd("HSETNX")
             .arg(&key)
             .arg(USER_FIELD)
             .arg(user_id.to_string())
-            .ignore()
             .cmd("EXPIRE")
             .arg(&key)
             .arg(self.ttl_secs)
             .ignore()
             .query_async(&mut conn)
             .await?;
+        if !created {
+            drop(conn);
+            return self.owned_by(id, user_id).await?.ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("cart {id} exists with another owner"))
+            });
+        }
         Ok(Cart {
             id,
             user_id,
@@ -101,8 +122,14 @@ impl CartStore {
         Ok(parse_cart(cart_id, fields)?.filter(|c| c.user_id == user_id))
     }
 
-    /// Add `line` to the cart of `user_id`, atomically.
-    pub async fn add(&self, cart_id: Uuid, user_id: Uuid, line: NewLine) -> ApiResult<AddOutcome> {
+    /// Add `line` to the cart of `user_id`, atomically; once per idempotency key.
+    pub async fn add(
+        &self,
+        cart_id: Uuid,
+        user_id: Uuid,
+        line: NewLine,
+        idempotency: Option<&str>,
+    ) -> ApiResult<AddOutcome> {
         let mut conn = self.redis.get().await?;
         let reply: Value = redis::cmd("EVAL")
             .arg(ADD_SCRIPT)
@@ -113,6 +140,7 @@ impl CartStore {
             .arg(line.quantity.get())
             .arg(Quantity::MAX)
             .arg(self.ttl_secs)
+            .arg(idempotency.map_or(String::new(), |k| format!("{KEY_PREFIX}{k}")))
             .query_async(&mut conn)
             .await?;
         match reply {

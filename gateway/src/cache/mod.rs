@@ -1,8 +1,10 @@
-//! The gateway's Redis state: carts (their only home) and the short-lived availability cache.
+//! The gateway's Redis state: carts (their only home), the short-lived availability cache, and
+//! the failed-login counters every gateway replica shares.
 //! Every key starts with `REDIS_PREFIX`, so runs and tests sharing one Redis never collide.
 
 pub mod availability;
 pub mod carts;
+pub mod logins;
 
 use uuid::Uuid;
 
@@ -27,6 +29,16 @@ impl Keys {
     /// Units of one product available, as the inventory last said.
     pub fn availability(&self, product_id: Uuid) -> String {
         format!("{}:avail:{product_id}", self.prefix)
+    }
+
+    /// Failed logins for one username in the current window (the name as typed, lower case).
+    pub fn login_failures_of_user(&self, username: &str) -> String {
+        format!("{}:login:user:{username}", self.prefix)
+    }
+
+    /// Failed logins from one client address in the current window.
+    pub fn login_failures_of_client(&self, client: &str) -> String {
+        format!("{}:login:client:{client}", self.prefix)
     }
 
     /// JSON object `{product_id: available}` of every product the inventory stocks.

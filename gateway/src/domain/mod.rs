@@ -3,7 +3,7 @@
 
 mod password;
 
-pub use password::PasswordChecker;
+pub use password::{HashCost, PasswordChecker};
 
 use common::domain::{parse_body_id, Quantity};
 use common::ApiError;

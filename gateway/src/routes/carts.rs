@@ -5,16 +5,19 @@ use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpResponse};
 use common::auth::AuthUser;
 use common::domain::{parse_path_id, Quantity};
+use common::web::IdempotencyKey;
 use common::{ApiError, ApiResult};
 
 /// `POST /api/carts` with `{}`: a new empty cart of the caller. The body must be a JSON object
-/// (any fields are ignored), so the route keeps the suite's JSON-only contract.
+/// (any fields are ignored), so the route keeps the suite's JSON-only contract. With an
+/// `Idempotency-Key`, the same key answers the same cart.
 pub async fn create(
+    key: IdempotencyKey,
     user: AuthUser,
     carts: web::Data<CartStore>,
     _body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<HttpResponse> {
-    let cart = carts.create(user.user_id).await?;
+    let cart = carts.create(user.user_id, key.as_deref()).await?;
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/carts/{}", cart.id)))
         .json(CartView::from(cart)))
@@ -35,8 +38,10 @@ pub async fn get(
 }
 
 /// `POST /api/carts/{id}/items`: add units of a product; a product already in the cart has
-/// its quantity increased. Nothing changes unless the whole request is acceptable.
+/// its quantity increased. Nothing changes unless the whole request is acceptable. With an
+/// `Idempotency-Key`, an add sent again changes nothing and answers the cart.
 pub async fn add_item(
+    key: IdempotencyKey,
     user: AuthUser,
     carts: web::Data<CartStore>,
     catalog: web::Data<Catalog>,
@@ -52,7 +57,7 @@ pub async fn add_item(
             format!("product {} does not exist", line.product_id),
         ));
     }
-    match carts.add(id, user.user_id, line).await? {
+    match carts.add(id, user.user_id, line, key.as_deref()).await? {
         AddOutcome::Added(cart) => Ok(HttpResponse::Ok().json(CartView::from(cart))),
         AddOutcome::NotFound => Err(ApiError::not_found("cart")),
         AddOutcome::OverLimit { current } => Err(ApiError::unprocessable(

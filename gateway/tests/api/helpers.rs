@@ -54,6 +54,8 @@ pub struct Setup {
     pub inventory: bool,
     pub redis_url: String,
     pub catalog_cache_ms: u64,
+    /// The failed-login limits; the gateway's defaults unless a test tightens them.
+    pub login_limits: Option<gateway::cache::logins::LoginLimits>,
 }
 
 impl Default for Setup {
@@ -62,6 +64,7 @@ impl Default for Setup {
             inventory: true,
             redis_url: REDIS_URL.to_string(),
             catalog_cache_ms: 250,
+            login_limits: None,
         }
     }
 }
@@ -110,8 +113,8 @@ fn test_common(
 
 pub async fn spawn_app_with(setup: Setup) -> TestApp {
     let prefix = format!("t_gw_{}", random_hex(4));
-    let token_secret = random_hex(16);
-    let internal_key = random_hex(16);
+    let token_secret = random_hex(32);
+    let internal_key = random_hex(32);
     let mut common = test_common(&prefix, &setup.redis_url, &token_secret, &internal_key);
 
     let products = vec![
@@ -160,7 +163,12 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         common.upstream_url = format!("http://127.0.0.1:{}", free_port());
     }
 
-    let settings = Settings::new(common).with_catalog_cache_ms(setup.catalog_cache_ms);
+    let mut settings = Settings::new(common).with_catalog_cache_ms(setup.catalog_cache_ms);
+    // The users' hashes are cheap (`cheap_hash`), and so must the unknown user's decoy be.
+    settings.password_hash = CHEAP_COST;
+    if let Some(limits) = setup.login_limits {
+        settings.login_limits = limits;
+    }
     let app = Application::build(settings)
         .await
         .expect("build the gateway");
@@ -208,6 +216,13 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         catalog_cache_ms: setup.catalog_cache_ms,
     }
 }
+
+/// The cost of [`cheap_hash`].
+pub const CHEAP_COST: gateway::domain::HashCost = gateway::domain::HashCost {
+    m_cost: 1024,
+    t_cost: 1,
+    p_cost: 1,
+};
 
 /// An argon2id hash with cheap parameters: the gateway must honour the hash's own.
 pub fn cheap_hash(password: &str) -> String {
@@ -292,6 +307,22 @@ impl TestApp {
             req = req.bearer_auth(token);
         }
         req.send().await.expect("send POST")
+    }
+
+    /// A login as the client at `address` (the `X-Real-IP` nginx would set).
+    pub async fn login_from(
+        &self,
+        address: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/auth/login", self.address))
+            .header("x-real-ip", address)
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login request")
     }
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {

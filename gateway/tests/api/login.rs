@@ -1,4 +1,5 @@
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Setup};
+use gateway::cache::logins::LoginLimits;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -97,4 +98,79 @@ async fn login_with_a_malformed_or_non_json_body_is_refused() {
         "unsupported_media_type",
     )
     .await;
+}
+
+fn tight(per_user: u64, per_client: u64) -> Setup {
+    Setup {
+        login_limits: Some(LoginLimits {
+            per_user,
+            per_client,
+            window_secs: 60,
+        }),
+        ..Setup::default()
+    }
+}
+
+async fn retry_after(resp: reqwest::Response, code: &str) -> u64 {
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("a Retry-After in seconds");
+    assert_error(resp, StatusCode::TOO_MANY_REQUESTS, code).await;
+    retry
+}
+
+#[tokio::test]
+async fn a_username_with_too_many_failures_is_refused_429_even_with_the_right_password() {
+    let app = spawn_app_with(tight(3, 1_000)).await;
+    let (alice, bob) = (app.alice(), &app.users[1]);
+    for i in 0..3 {
+        // Each from another address: the username's own count refuses the fourth.
+        let resp = app
+            .login_from(&format!("10.0.0.{i}"), &alice.username, "guess")
+            .await;
+        assert_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let refused = app
+        .login_from("10.0.0.9", &alice.username, &alice.password)
+        .await;
+    let retry = retry_after(refused, "too_many_attempts").await;
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // The limit is the username's, whatever its case, and nobody else's.
+    let upper = app
+        .login_from("10.0.0.9", &alice.username.to_uppercase(), &alice.password)
+        .await;
+    retry_after(upper, "too_many_attempts").await;
+    let resp = app
+        .login_from("10.0.0.9", &bob.username, &bob.password)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_with_too_many_failures_is_refused_429_and_successes_never_count() {
+    let app = spawn_app_with(tight(1_000, 3)).await;
+    let alice = app.alice();
+    // Successes from one address (a load generator, a proxy) are never refused.
+    for _ in 0..5 {
+        let resp = app
+            .login_from("192.0.2.1", &alice.username, &alice.password)
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    for name in ["mallory", "trent", "eve"] {
+        let resp = app.login_from("192.0.2.1", name, "guess").await;
+        assert_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let refused = app
+        .login_from("192.0.2.1", &alice.username, &alice.password)
+        .await;
+    retry_after(refused, "too_many_attempts").await;
+    // Another address is another client.
+    let resp = app
+        .login_from("192.0.2.2", &alice.username, &alice.password)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -275,7 +275,7 @@ pub struct FaultLog {
 /// target does not come back is recorded with its error and the plan goes on.
 pub async fn run(suite: &mut Suite, plan: &FaultPlan) -> anyhow::Result<FaultLog> {
     plan.validate(suite)?;
-    let probe = probe::Probe::start(suite.base_url(), suite.internal_key())?;
+    let probe = probe::Probe::start(suite.internal_url(), suite.internal_key())?;
     let t0 = Instant::now();
     let started_at = Utc::now();
     let mut records = Vec::new();

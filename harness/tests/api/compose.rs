@@ -21,15 +21,37 @@ fn docker_compose() -> PathBuf {
         .expect("docker-compose is installed by `flashsale setup`")
 }
 
-/// `docker-compose config` with `MODE=mode`: the resolved file, as JSON (through the YAML
-/// library docker-compose itself runs on).
-fn resolved_config(mode: &str) -> serde_json::Value {
-    let out = Command::new(docker_compose())
+const TOKEN_SECRET: &str = "6f0b1d2c3e4a59687f8e9d0c1b2a3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a";
+const INTERNAL_KEY: &str = "a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9";
+
+/// `docker-compose config` with `MODE=mode` and `env`, from an empty environment (so no
+/// `.env` of the developer's and no variable of the test's shell takes part).
+fn compose_config(mode: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let empty = std::env::temp_dir().join(format!("flashsale-empty-{}.env", std::process::id()));
+    std::fs::write(&empty, "").expect("an empty env file");
+    Command::new(docker_compose())
         .current_dir(root())
+        .arg("--env-file")
+        .arg(&empty)
         .args(["--profile", "load", "config"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MODE", mode)
+        .envs(env.iter().copied())
         .output()
-        .expect("run docker-compose config");
+        .expect("run docker-compose config")
+}
+
+/// `docker-compose config` with `MODE=mode` and secrets: the resolved file, as JSON (through
+/// the YAML library docker-compose itself runs on).
+fn resolved_config(mode: &str) -> serde_json::Value {
+    let out = compose_config(
+        mode,
+        &[
+            ("TOKEN_SECRET", TOKEN_SECRET),
+            ("INTERNAL_KEY", INTERNAL_KEY),
+        ],
+    );
     assert!(
         out.status.success(),
         "docker-compose config rejected the file with MODE={mode}:\n{}",
@@ -220,5 +242,72 @@ fn compose_services_nginx_upstreams_and_workspace_binaries_agree() {
     assert!(compose_conf.contains("resolver 127.0.0.11 valid=5s"));
     for name in harness::SERVICES {
         assert_eq!(services[name]["environment"]["PORT"], "8000", "{name}");
+    }
+}
+
+#[test]
+fn compose_refuses_to_run_without_the_secrets() {
+    for (missing, given) in [
+        ("TOKEN_SECRET", ("INTERNAL_KEY", INTERNAL_KEY)),
+        ("INTERNAL_KEY", ("TOKEN_SECRET", TOKEN_SECRET)),
+    ] {
+        let out = compose_config("sync", &[given]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted without {missing}");
+        assert!(
+            stderr.contains(&format!("{missing} is not set"))
+                && stderr.contains("scripts/compose-env.sh"),
+            "{stderr}"
+        );
+    }
+    let config = resolved_config("sync");
+    for name in harness::SERVICES {
+        let env = &config["services"][name]["environment"];
+        assert_eq!(env["TOKEN_SECRET"], TOKEN_SECRET, "{name}");
+        assert_eq!(env["INTERNAL_KEY"], INTERNAL_KEY, "{name}");
+    }
+}
+
+#[test]
+fn compose_publishes_on_loopback_only_and_never_the_internal_listener() {
+    let config = resolved_config("async");
+    let services = config["services"].as_object().expect("services");
+    let mut published = Vec::new();
+    for (name, service) in services {
+        for port in service["ports"].as_array().into_iter().flatten() {
+            // docker-compose 1.x prints "HOST:PUBLISHED:TARGET"; later versions an object.
+            let (host, target) = match port {
+                serde_json::Value::String(spec) => {
+                    let parts: Vec<&str> = spec.split(':').collect();
+                    let target = parts.last().expect("target");
+                    let target = target.split('/').next().unwrap_or(target);
+                    (parts[0].to_string(), target.to_string())
+                }
+                other => (
+                    other["host_ip"].as_str().unwrap_or_default().to_string(),
+                    other["target"].to_string(),
+                ),
+            };
+            assert_eq!(host, "127.0.0.1", "{name} publishes {port} beyond loopback");
+            published.push((name.clone(), target));
+        }
+    }
+    assert!(
+        published.contains(&("nginx".into(), "8080".into())),
+        "{published:?}"
+    );
+    assert!(
+        !published.iter().any(|(_, target)| target == "8081"),
+        "the internal listener is published: {published:?}"
+    );
+    for name in harness::SERVICES {
+        assert!(
+            !published.iter().any(|(n, _)| n == name),
+            "{name} publishes a port"
+        );
+        assert_eq!(
+            services[name]["environment"]["UPSTREAM_URL"], "http://nginx:8081",
+            "{name} calls its peers on the public listener"
+        );
     }
 }

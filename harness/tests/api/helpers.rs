@@ -182,7 +182,8 @@ pub fn unique_prefix() -> String {
 /// between: it lies outside the kernel's ephemeral range (where replicas binding port 0 and
 /// every outgoing connection draw theirs), and a lock file held until this process exits
 /// keeps it from the test binaries running in parallel. (A port picked by binding port 0 and
-/// released again was, now and then, bound by another suite first.)
+/// released again was, now and then, bound by another suite first.) It is even, and the odd
+/// port after it is free too: a suite's internal listener takes the port after its public one.
 pub fn free_port() -> u16 {
     static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
     let (band_start, band_end) = port_band();
@@ -192,13 +193,17 @@ pub fn free_port() -> u16 {
     let offset = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u32;
     for step in 0..span {
         let port = band_start + ((offset + step) % span) as u16;
+        if port % 2 == 1 || port >= band_end - 1 {
+            continue;
+        }
         let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
             continue;
         };
         if file.try_lock().is_err() {
             continue;
         }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
             HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
             return port;
         }

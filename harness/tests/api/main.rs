@@ -18,6 +18,7 @@ mod long_poll;
 mod metrics;
 mod private_servers;
 mod report;
+mod resend;
 mod routing;
 mod seeding;
 mod shopper;

@@ -40,3 +40,54 @@ async fn nginx_answers_json_404_for_an_unknown_path_and_json_413_for_a_large_bod
 
     t.teardown().await;
 }
+
+/// `/internal/...` does not exist on the public listener, whatever key comes with it; the
+/// internal listener (the services' `UPSTREAM_URL`) serves it, with the key, and nothing else.
+#[tokio::test]
+async fn internal_routes_are_served_only_on_the_internal_listener() {
+    let t = spawn_suite().await;
+    let client = http();
+    let key = t.suite.internal_key().to_string();
+    let product = t.suite.products()[0].id;
+    let internal = t.suite.internal_url().to_string();
+    let paths = [
+        format!("/internal/inventory/stock/{product}"),
+        "/internal/inventory/stock".to_string(),
+        format!("/internal/reservations/{}", uuid::Uuid::nil()),
+        format!("/internal/orders/{}", uuid::Uuid::nil()),
+    ];
+    for path in &paths {
+        for with_key in [Some(key.as_str()), Some("guessed"), None] {
+            let mut req = client.get(t.url(path));
+            if let Some(k) = with_key {
+                req = req.header(common::auth::INTERNAL_KEY_HEADER, k);
+            }
+            let r = req.send().await.expect("public request");
+            assert_eq!(r.status(), 404, "public {path} with {with_key:?}");
+            assert_eq!(json_body(r).await["message"], "route not found", "{path}");
+        }
+    }
+    let r = client
+        .get(format!("{internal}/internal/inventory/stock/{product}"))
+        .header(common::auth::INTERNAL_KEY_HEADER, &key)
+        .send()
+        .await
+        .expect("internal request");
+    assert_eq!(r.status(), 200);
+    assert_eq!(json_body(r).await["product_id"], product.to_string());
+    // Without the key the service itself hides the route.
+    let r = client
+        .get(format!("{internal}/internal/inventory/stock/{product}"))
+        .send()
+        .await
+        .expect("internal request");
+    assert_eq!(r.status(), 404);
+    // The shop's API is not on the internal listener.
+    let r = client
+        .get(format!("{internal}/api/products"))
+        .send()
+        .await
+        .expect("internal request");
+    assert_eq!(r.status(), 404);
+    t.teardown().await;
+}

@@ -1,8 +1,10 @@
 //! Configuration shared by every service, read from environment variables.
 //!
-//! Every field has a documented default so a bare `cargo run -p inventory` works against the
-//! local servers. Variable names are the field names in upper case (`DATABASE_URL`, `PORT`, …).
-//! Secrets are never printed: [`CommonConfig`]'s `Debug` redacts them.
+//! Every field but the two secrets has a documented default, so a bare `cargo run -p inventory`
+//! with `TOKEN_SECRET` and `INTERNAL_KEY` set works against the local servers. Variable names
+//! are the field names in upper case (`DATABASE_URL`, `PORT`, …). Secrets have no default and
+//! are never printed: a replica refuses to start with an empty, short or well-known one
+//! ([`CommonConfig::check_secrets`]), and [`CommonConfig`]'s `Debug` redacts them.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -115,14 +117,16 @@ pub struct CommonConfig {
     /// `OUTBOX_POLL_MS`: how often the outbox relay looks for rows nobody signalled. Default 100.
     #[serde(default = "defaults::outbox_poll_ms")]
     pub outbox_poll_ms: u64,
-    /// `TOKEN_SECRET`: HMAC key of user bearer tokens, shared by every service.
-    #[serde(default = "defaults::token_secret")]
+    /// `TOKEN_SECRET`: HMAC key of user bearer tokens, shared by every service. No default:
+    /// at least [`MIN_SECRET_BYTES`] bytes, never a well-known value.
+    #[serde(default)]
     pub token_secret: String,
     /// `TOKEN_TTL_SECS`: lifetime of a bearer token. Default 3600.
     #[serde(default = "defaults::token_ttl_secs")]
     pub token_ttl_secs: u64,
     /// `INTERNAL_KEY`: shared key that service-to-service calls present in `x-internal-key`.
-    #[serde(default = "defaults::internal_key")]
+    /// No default: at least [`MIN_SECRET_BYTES`] bytes, never a well-known value.
+    #[serde(default)]
     pub internal_key: String,
     /// `UPSTREAM_URL`: where service-to-service calls go (nginx). Default `http://127.0.0.1:8080`.
     #[serde(default = "defaults::upstream_url")]
@@ -148,6 +152,21 @@ impl CommonConfig {
         from_env()
     }
 
+    /// Refuse secrets an attacker could guess: empty, shorter than [`MIN_SECRET_BYTES`], or
+    /// one of the values that circulate in examples (this suite's former defaults among them).
+    /// Every replica calls it before it listens ([`crate::web::bind`]).
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        check_secret("TOKEN_SECRET", &self.token_secret)?;
+        check_secret("INTERNAL_KEY", &self.internal_key)?;
+        if self.token_secret == self.internal_key {
+            anyhow::bail!(
+                "TOKEN_SECRET and INTERNAL_KEY are the same value: give each its own \
+                 (e.g. `openssl rand -hex 32` twice)"
+            );
+        }
+        Ok(())
+    }
+
     /// Database name of `service` under this configuration.
     pub fn database_name(&self, service: &str) -> String {
         format!("{}_{}", self.database_prefix, service)
@@ -158,6 +177,49 @@ impl CommonConfig {
             .clone()
             .unwrap_or_else(|| format!("{service}-{}", std::process::id()))
     }
+}
+
+/// The shortest secret a replica accepts, in bytes: an HS256 key should be as long as the
+/// hash (RFC 7518, section 3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Values that appear in examples, tutorials and this suite's own history. Compared without
+/// case, and also as the repetition of one character.
+const WELL_KNOWN_SECRETS: &[&str] = &[
+    "flashsale-development-secret-change-me",
+    "flashsale-internal-development-key",
+    "secret",
+    "changeme",
+    "change-me",
+    "password",
+    "your-256-bit-secret",
+    "your-secret-key",
+    "supersecret",
+    "mysecret",
+    "internal-key",
+];
+
+fn check_secret(name: &str, value: &str) -> anyhow::Result<()> {
+    let hint = "generate one with `openssl rand -hex 32`";
+    if value.is_empty() {
+        anyhow::bail!("{name} is not set: {hint}");
+    }
+    if value.len() < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "{name} is {} bytes, shorter than the {MIN_SECRET_BYTES} required: {hint}",
+            value.len()
+        );
+    }
+    let lower = value.to_ascii_lowercase();
+    let one_char = value.chars().all(|c| value.starts_with(c));
+    let placeholder = ["change-me", "changeme", "replace-me"]
+        .iter()
+        .any(|p| lower.contains(p));
+    let known = WELL_KNOWN_SECRETS.contains(&lower.as_str()) || placeholder;
+    if known || one_char {
+        anyhow::bail!("{name} is a well-known value, which anybody could guess: {hint}");
+    }
+    Ok(())
 }
 
 impl fmt::Debug for CommonConfig {
@@ -228,14 +290,8 @@ mod defaults {
     pub fn outbox_poll_ms() -> u64 {
         100
     }
-    pub fn token_secret() -> String {
-        "flashsale-development-secret-change-me".into()
-    }
     pub fn token_ttl_secs() -> u64 {
         3600
-    }
-    pub fn internal_key() -> String {
-        "flashsale-internal-development-key".into()
     }
     pub fn upstream_url() -> String {
         "http://127.0.0.1:8080".into()
@@ -251,5 +307,65 @@ mod defaults {
     }
     pub fn shutdown_grace_secs() -> u64 {
         10
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(token_secret: &str, internal_key: &str) -> CommonConfig {
+        CommonConfig {
+            token_secret: token_secret.into(),
+            internal_key: internal_key.into(),
+            ..CommonConfig::default()
+        }
+    }
+
+    const GOOD_A: &str = "4f1c0e9a7b2d4c58a1e3f6b9d0c2e4a6";
+    const GOOD_B: &str = "9b8a7c6d5e4f30211f2e3d4c5b6a7988";
+
+    #[test]
+    fn strong_distinct_secrets_are_accepted() {
+        with(GOOD_A, GOOD_B).check_secrets().expect("accepted");
+    }
+
+    #[test]
+    fn the_defaults_are_empty_and_refused() {
+        let err = CommonConfig::default()
+            .check_secrets()
+            .expect_err("refused");
+        assert!(err.to_string().contains("TOKEN_SECRET is not set"), "{err}");
+        let err = with(GOOD_A, "").check_secrets().expect_err("refused");
+        assert!(err.to_string().contains("INTERNAL_KEY is not set"), "{err}");
+    }
+
+    #[test]
+    fn short_secrets_are_refused_with_their_length() {
+        let err = with("0123456789abcdef0123456789abcde", GOOD_B)
+            .check_secrets()
+            .expect_err("refused");
+        assert!(err.to_string().contains("31 bytes"), "{err}");
+    }
+
+    #[test]
+    fn well_known_and_placeholder_secrets_are_refused() {
+        for weak in [
+            "flashsale-development-secret-change-me",
+            "FLASHSALE-INTERNAL-DEVELOPMENT-KEY",
+            "replace-me-with-32-random-bytes-please",
+            &"a".repeat(40),
+        ] {
+            let err = with(weak, GOOD_B).check_secrets().expect_err("refused");
+            assert!(err.to_string().contains("well-known"), "{weak}: {err}");
+            let err = with(GOOD_A, weak).check_secrets().expect_err("refused");
+            assert!(err.to_string().contains("INTERNAL_KEY"), "{weak}: {err}");
+        }
+    }
+
+    #[test]
+    fn one_value_for_both_secrets_is_refused() {
+        let err = with(GOOD_A, GOOD_A).check_secrets().expect_err("refused");
+        assert!(err.to_string().contains("the same value"), "{err}");
     }
 }

@@ -71,6 +71,14 @@ pub enum ApiError {
         code: Cow<'static, str>,
         message: String,
     },
+    /// 429: too many attempts (logins), or too many waiting for the same scarce resource;
+    /// `Retry-After` says when to come back.
+    #[error("{message}")]
+    TooManyRequests {
+        code: Cow<'static, str>,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 503: a dependency is away; the service recovers when it returns.
     #[error("{message}")]
     Unavailable {
@@ -111,6 +119,17 @@ impl ApiError {
         Self::Unprocessable {
             code: code.into(),
             message: message.into(),
+        }
+    }
+    pub fn too_many_requests(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self::TooManyRequests {
+            code: code.into(),
+            message: message.into(),
+            retry_after_secs: retry_after_secs.max(1),
         }
     }
     pub fn unavailable(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
@@ -157,6 +176,11 @@ impl ApiError {
             404 => Self::NotFound { code, message },
             409 => Self::Conflict { code, message },
             422 => Self::Unprocessable { code, message },
+            429 => Self::TooManyRequests {
+                code,
+                message,
+                retry_after_secs: 1,
+            },
             503 => Self::Unavailable { code, message },
             _ => Self::Internal(anyhow::anyhow!("peer answered {status}: {code}: {message}")),
         }
@@ -170,6 +194,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unprocessable { code, .. }
+            | Self::TooManyRequests { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -207,6 +232,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -219,8 +245,16 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unavailable { .. }) {
-            resp.insert_header(("Retry-After", "1"));
+        match self {
+            Self::Unavailable { .. } => {
+                resp.insert_header(("Retry-After", "1"));
+            }
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         resp.json(self.body())
     }

@@ -336,3 +336,9 @@ pub async fn delete_topology(prefix: &str) {
     crate::messaging::delete_topology(&channel, prefix).await;
     let _ = connection.close(200, "bye".into()).await;
 }
+
+/// A fresh secret that [`crate::CommonConfig::check_secrets`] accepts (64 random hex
+/// characters), for a test instance's `TOKEN_SECRET` or `INTERNAL_KEY`.
+pub fn secret() -> String {
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}

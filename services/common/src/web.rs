@@ -46,8 +46,10 @@ pub async fn close_when_draining(
 pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
 /// Bind the service's listener (port 0 picks a free port) and, when `PORT_FILE` is set, write
-/// the bound port there so the harness can route nginx to it.
+/// the bound port there so the harness can route nginx to it. Every replica binds here, so
+/// this is where one with a weak secret refuses to start ([`CommonConfig::check_secrets`]).
 pub fn bind(config: &CommonConfig) -> anyhow::Result<TcpListener> {
+    config.check_secrets()?;
     let listener = TcpListener::bind((config.host.as_str(), config.port))?;
     let port = listener.local_addr()?.port();
     if let Some(path) = &config.port_file {
@@ -232,4 +234,103 @@ pub async fn run_until_stopped(
     let _ = tokio::time::timeout(grace, server).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The request header that makes a public POST safe to send again: the same key, from the
+/// same user, has the effect of the first request only.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The longest `Idempotency-Key` accepted, in characters.
+pub const IDEMPOTENCY_KEY_MAX: usize = 128;
+
+/// The request's `Idempotency-Key`, if it sent one: 1 to [`IDEMPOTENCY_KEY_MAX`] visible
+/// ASCII characters (a UUID is the usual choice), or a 400 `invalid_idempotency_key`.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=IDEMPOTENCY_KEY_MAX).contains(&k.len()))
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                format!(
+                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+                ),
+            )
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// Extractor: the request's `Idempotency-Key` ([`idempotency_key`]); a malformed one is a 400.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl IdempotencyKey {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl actix_web::FromRequest for IdempotencyKey {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(idempotency_key(req).map(IdempotencyKey))
+    }
+}
+
+/// The id of what a keyed request creates: the same inputs give the same id (a UUID v5 of
+/// `scope` and `parts`), so a request sent twice finds the row or key of the first.
+pub fn derived_id(scope: &str, parts: &[&[u8]]) -> uuid::Uuid {
+    let mut name = Vec::with_capacity(64);
+    name.extend_from_slice(scope.as_bytes());
+    for part in parts {
+        // Length-prefixed, so that ("ab", "c") and ("a", "bc") never meet.
+        name.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        name.extend_from_slice(part);
+    }
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn an_idempotency_key_is_optional_and_checked() {
+        let none = TestRequest::default().to_http_request();
+        assert_eq!(idempotency_key(&none).expect("accepted"), None);
+        let ok = TestRequest::default()
+            .insert_header((IDEMPOTENCY_KEY, "3f1e-key"))
+            .to_http_request();
+        assert_eq!(
+            idempotency_key(&ok).expect("accepted").as_deref(),
+            Some("3f1e-key")
+        );
+        for bad in ["".to_string(), "a b".into(), "k".repeat(129)] {
+            let req = TestRequest::default()
+                .insert_header((IDEMPOTENCY_KEY, bad.as_str()))
+                .to_http_request();
+            let err = idempotency_key(&req).expect_err("refused");
+            assert_eq!(err.code(), "invalid_idempotency_key", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_keep_their_parts_apart() {
+        let a = derived_id("reservation", &[b"cart", b""]);
+        assert_eq!(a, derived_id("reservation", &[b"cart", b""]));
+        assert_ne!(a, derived_id("reservation", &[b"cart", b"k1"]));
+        assert_ne!(a, derived_id("cart", &[b"cart", b""]));
+        assert_ne!(
+            derived_id("x", &[b"ab", b"c"]),
+            derived_id("x", &[b"a", b"bc"])
+        );
+    }
 }

@@ -35,7 +35,8 @@ fn config(prefix: &str) -> CommonConfig {
         database_prefix: prefix.to_string(),
         db_pool_size: 16,
         workers: 2,
-        internal_key: format!("key-{}", Uuid::new_v4()),
+        token_secret: common::test_support::secret(),
+        internal_key: common::test_support::secret(),
         ..CommonConfig::default()
     }
 }

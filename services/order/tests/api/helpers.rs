@@ -53,6 +53,8 @@ fn test_common() -> CommonConfig {
         db_pool_size: 4,
         upstream_url: format!("http://127.0.0.1:{}", unused_port()),
         upstream_timeout_ms: 1000,
+        token_secret: common::test_support::secret(),
+        internal_key: common::test_support::secret(),
         ..CommonConfig::default()
     }
 }

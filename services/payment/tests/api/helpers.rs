@@ -76,6 +76,8 @@ async fn spawn(tweak: impl FnOnce(&mut Settings), amqp_prefix: Option<String>) -
         database_prefix: prefix,
         workers: 1,
         db_pool_size: 4,
+        token_secret: common::test_support::secret(),
+        internal_key: common::test_support::secret(),
         ..CommonConfig::default()
     };
     let mut settings = Settings::with_common(common);

@@ -13,7 +13,7 @@
 use crate::domain::{Line, Reservation, Status};
 use anyhow::Context;
 use common::db::Prepared;
-use common::ApiResult;
+use common::{ApiError, ApiResult};
 use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
@@ -58,21 +58,26 @@ pub struct NewReservation<'a> {
 }
 
 /// Insert a PENDING reservation expiring `ttl_secs` from now on the database clock (the
-/// sweeper compares with the same clock).
-pub async fn insert_pending(pool: &Pool, new: NewReservation<'_>) -> ApiResult<Reservation> {
+/// sweeper compares with the same clock); `true` beside it when this call created it. A row
+/// of that id already there (the same request sent again) is answered as it is, `false`.
+pub async fn insert_pending(
+    pool: &Pool,
+    new: NewReservation<'_>,
+) -> ApiResult<(Reservation, bool)> {
     insert_pending_in(&pool.get().await?, new).await
 }
 
 pub async fn insert_pending_in(
     client: &impl GenericClient,
     new: NewReservation<'_>,
-) -> ApiResult<Reservation> {
+) -> ApiResult<(Reservation, bool)> {
     let ttl = i64::try_from(new.ttl_secs).unwrap_or(i64::MAX);
     let row = client
-        .query_one_cached(
+        .query_opt_cached(
             &format!(
                 "INSERT INTO reservations (id, user_id, cart_id, status, items, total_cents, expires_at)
                  VALUES ($1, $2, $3, 'PENDING', $4, $5, now() + $6::bigint * interval '1 second')
+                 ON CONFLICT (id) DO NOTHING
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -85,7 +90,24 @@ pub async fn insert_pending_in(
             ],
         )
         .await?;
-    record(&row)
+    if let Some(row) = row {
+        return Ok((record(&row)?, true));
+    }
+    // The first request's row, read by a statement of its own: one that committed while this
+    // insert waited on it is not in the insert's snapshot.
+    let row = client
+        .query_opt_cached(
+            &format!("SELECT {COLUMNS} FROM reservations WHERE id = $1 AND user_id = $2"),
+            &[&new.id, &new.user_id],
+        )
+        .await?;
+    let existing = optional(row)?.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "reservation {} conflicts with a row of another user",
+            new.id
+        ))
+    })?;
+    Ok((existing, false))
 }
 
 /// PENDING → `to`, once the hold at inventory has answered. `None` when the row is no longer

@@ -1,6 +1,6 @@
 use super::{expired, not_found, ReservationTtl};
 use crate::db::reservations::{self, NewReservation};
-use crate::domain::{self, Accepted, PublicView, ReserveRequest, Reserved, Status};
+use crate::domain::{self, Accepted, PublicView, Reservation, ReserveRequest, Reserved, Status};
 use crate::messaging::{self, RelaySignal};
 use crate::peers;
 use actix_web::http::header::LOCATION;
@@ -10,14 +10,22 @@ use common::changes::Changes;
 use common::client::ServiceClient;
 use common::domain::{parse_body_id, parse_path_id};
 use common::messaging::outbox;
+use common::web::IdempotencyKey;
 use common::{ApiError, ApiResult, Mode};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 /// The Reserve flow: read the cart, record the reservation PENDING, then hold its stock
 /// (sync mode) or ask inventory for it with `ReservationRequested` (async mode).
+///
+/// Safe to send twice: the reservation's id is derived from the cart and the request's
+/// `Idempotency-Key` (none: the cart alone), so a request sent again (by nginx after the
+/// first replica died under it, or by the client) finds the first one's row. A PENDING row is
+/// taken up where the first request left it (the hold at inventory is keyed by reservation
+/// id); a settled one is answered as the first request was. A client that wants a second
+/// reservation of one cart (after it sold out, say) sends a new key.
 pub async fn reserve(
-    user: AuthUser,
+    (user, key): (AuthUser, IdempotencyKey),
     pool: web::Data<Pool>,
     client: web::Data<ServiceClient>,
     ttl: web::Data<ReservationTtl>,
@@ -38,7 +46,7 @@ pub async fn reserve(
     }
     let total_cents = domain::total_cents(&cart.items)?;
     let new = NewReservation {
-        id: Uuid::new_v4(),
+        id: reservation_id(cart_id, key.as_deref()),
         user_id: user.user_id,
         cart_id,
         items: &cart.items,
@@ -48,7 +56,10 @@ pub async fn reserve(
     if **mode == Mode::Async {
         return request_stock(&pool, &relay, new).await;
     }
-    let pending = reservations::insert_pending(&pool, new).await?;
+    let (pending, created) = reservations::insert_pending(&pool, new).await?;
+    if !created && pending.status != Status::Pending {
+        return answer_again(pending);
+    }
 
     // From here on, a failure leaves the row PENDING: the sweeper expires it and releases
     // at inventory, which is right whether or not the hold landed.
@@ -89,16 +100,56 @@ async fn request_stock(
 ) -> ApiResult<HttpResponse> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let pending = reservations::insert_pending_in(&tx, new).await?;
-    outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
+    let (pending, created) = reservations::insert_pending_in(&tx, new).await?;
+    // A request sent again finds the first one's row, whose event committed with it.
+    if created {
+        outbox::append(&tx, &messaging::reservation_requested(&pending)).await?;
+    }
     tx.commit().await?;
-    relay.wake();
+    if created {
+        relay.wake();
+    }
     Ok(HttpResponse::Accepted()
         .insert_header((LOCATION, format!("/api/reservations/{}", pending.id)))
         .json(Accepted {
             id: pending.id,
             status: pending.status,
         }))
+}
+
+/// The id of the reservation of `cart_id` under the request's idempotency key.
+fn reservation_id(cart_id: Uuid, key: Option<&str>) -> Uuid {
+    common::web::derived_id(
+        "reservation",
+        &[cart_id.as_bytes(), key.unwrap_or_default().as_bytes()],
+    )
+}
+
+/// Sync mode: the answer the first request of a reservation that is no longer PENDING got.
+fn answer_again(reservation: Reservation) -> ApiResult<HttpResponse> {
+    match reservation.status {
+        // Inventory's words, as the first request passed them on.
+        Status::SoldOut => Err(ApiError::conflict(
+            "sold_out",
+            "not enough stock left for this cart",
+        )),
+        Status::LimitReached => Err(ApiError::conflict(
+            "limit_reached",
+            "this would exceed the per-customer limit",
+        )),
+        Status::Expired => Err(expired()),
+        Status::Cancelled => Err(ApiError::conflict(
+            "reservation_cancelled",
+            "this cart's reservation was cancelled: reserve again with a new Idempotency-Key",
+        )),
+        Status::Pending | Status::Reserved | Status::Confirmed => Ok(HttpResponse::Created()
+            .insert_header((LOCATION, format!("/api/reservations/{}", reservation.id)))
+            .json(Reserved {
+                id: reservation.id,
+                status: reservation.status,
+                expires_at: reservation.expires_at,
+            })),
+    }
 }
 
 /// The final status a rejected hold puts the reservation in; `None` for anything else.

@@ -203,3 +203,48 @@ async fn in_sync_mode_the_service_does_not_need_rabbitmq() {
 
     assert_eq!(ready.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn a_reserve_sent_twice_is_one_reservation_and_a_new_key_is_another() {
+    let user = Uuid::new_v4();
+    let (cart_id, product) = (Uuid::new_v4(), Uuid::new_v4());
+    let app = reserving_app(json!({
+        "id": cart_id,
+        "user_id": user,
+        "items": [{"product_id": product, "quantity": 1, "price_cents": 700}],
+    }))
+    .await;
+    let bus = Bus::connect(app.amqp_prefix(), &[ReservationRequested::NAME]).await;
+    let token = app.token(user);
+    let body = json!({ "cart_id": cart_id });
+
+    let first = json(app.reserve(Some(&token), &body).await).await;
+    let again = app.reserve(Some(&token), &body).await;
+    assert_eq!(again.status().as_u16(), 202);
+    assert_eq!(json(again).await["id"], first["id"], "the same reservation");
+    let keyed = json(app.reserve_keyed(&token, &body, "second-try").await).await;
+    assert_ne!(keyed["id"], first["id"], "a new key is a new reservation");
+    let keyed_again = json(app.reserve_keyed(&token, &body, "second-try").await).await;
+    assert_eq!(keyed_again["id"], keyed["id"]);
+
+    // Inventory hears of each reservation once.
+    let a: ReservationRequested = bus.next_event().await;
+    let b: ReservationRequested = bus.next_event().await;
+    let ids = [a.reservation_id.to_string(), b.reservation_id.to_string()];
+    assert!(
+        ids.contains(&first["id"].as_str().expect("an id").to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&keyed["id"].as_str().expect("an id").to_string()),
+        "{ids:?}"
+    );
+    bus.assert_quiet(Duration::from_millis(500)).await;
+    let rows = app
+        .count("reservations", &format!("cart_id = '{cart_id}'"))
+        .await;
+    assert_eq!(rows, 2);
+
+    let bad = app.reserve_keyed(&token, &body, "with space").await;
+    assert_error(bad, 400, "invalid_idempotency_key").await;
+}

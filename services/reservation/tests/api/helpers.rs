@@ -51,6 +51,8 @@ fn test_settings(prefix: &str, upstream_url: String) -> Settings {
         upstream_url,
         upstream_timeout_ms: 2_000,
         shutdown_grace_secs: 1,
+        token_secret: common::test_support::secret(),
+        internal_key: common::test_support::secret(),
         ..CommonConfig::default()
     };
     Settings {
@@ -115,7 +117,10 @@ pub async fn spawn_app_with_inventory() -> TestApp {
     let inv_address = format!("http://127.0.0.1:{}", inv.port());
     tokio::spawn(inv.run_until_stopped());
     let inv_pool = database_pool(&inv_common, "inventory");
-    let settings = test_settings(&prefix, inv_address.clone());
+    let mut settings = test_settings(&prefix, inv_address.clone());
+    // One suite: the inventory's secrets are the reservation service's.
+    settings.common.token_secret = inv_common.token_secret.clone();
+    settings.common.internal_key = inv_common.internal_key.clone();
     start(
         settings,
         Some(Inventory {
@@ -281,6 +286,18 @@ impl TestApp {
 
     pub fn token(&self, user_id: Uuid) -> String {
         self.keys.issue(user_id).expect("issue a token")
+    }
+
+    /// `POST /api/reservations` with an `Idempotency-Key`.
+    pub async fn reserve_keyed(&self, token: &str, body: &Value, key: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/reservations"))
+            .json(body)
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .send()
+            .await
+            .expect("POST /api/reservations")
     }
 
     pub async fn reserve(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
