@@ -356,7 +356,8 @@ struct CompareArgs {
     /// Counted runs per mode and VU level [default: 3; --quick: 1].
     #[arg(long)]
     runs: Option<usize>,
-    /// Length of each counted run, e.g. 60s or 2m [default: 60s; --quick: 10s].
+    /// Length of each counted run, e.g. 60s or 2m [default: 60s; --quick: 10s, or 60s with
+    /// --faults].
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Length of each warm-up run [default: --duration; --quick: 5s].
@@ -369,7 +370,7 @@ struct CompareArgs {
     /// Reports go to `<reports-dir>/<timestamp>-<scenario>/`.
     #[arg(long, default_value = "reports")]
     reports_dir: PathBuf,
-    /// Processes per service [default: 2; --quick: 1].
+    /// Processes per service [default: 2; --quick: 1, or 2 with --faults].
     #[arg(long)]
     replicas: Option<usize>,
     /// Folder of the service binaries (default: beside this executable).
@@ -479,7 +480,13 @@ impl CompareArgs {
         } else {
             CompareOptions::study()
         };
-        let duration = self.duration.unwrap_or(base.duration);
+        // A fault plan kills one replica of each service, which only a pool of two or more
+        // survives; and each fault needs a few seconds before the next to show its recovery.
+        let duration = self.duration.unwrap_or(if self.faults {
+            base.duration.max(harness::compare::FAULT_RUN_MIN)
+        } else {
+            base.duration
+        });
         CompareOptions {
             modes: self.modes.map_or(base.modes.clone(), |modes| {
                 modes.into_iter().map(ModeArg::into_mode).collect()
@@ -502,7 +509,11 @@ impl CompareArgs {
             }),
             quick: self.quick,
             reports_dir: self.reports_dir,
-            replicas: self.replicas.unwrap_or(base.replicas),
+            replicas: self.replicas.unwrap_or(if self.faults {
+                base.replicas.max(2)
+            } else {
+                base.replicas
+            }),
             bin_dir: self.bin_dir,
             port: self.port,
             run_dir: self.run_dir,

@@ -188,9 +188,28 @@ impl CompareOptions {
             "--duration and --warmup-duration must be at least 1 s"
         );
         anyhow::ensure!(self.flash_stock > 0, "--flash-stock must be above 0");
+        anyhow::ensure!(
+            !self.faults || self.replicas >= 2,
+            "--faults kills one replica of each service: with --replicas {} that is an outage of \
+             the service, not a fault the suite can absorb; run at least 2 replicas",
+            self.replicas
+        );
+        if self.faults && self.duration < FAULT_RUN_MIN {
+            tracing::warn!(
+                "--duration {:?} is shorter than {:?}: the faults come closer than their \
+                 recovery takes, and the fault log's recovery column stays empty",
+                self.duration,
+                FAULT_RUN_MIN
+            );
+        }
         Ok(())
     }
 }
+
+/// The shortest counted run of a fault plan that leaves each fault the time to show its
+/// recovery (about 7 s between faults, restart and [`crate::chaos::RECOVERED_SECS`] included):
+/// the default of `--faults` runs.
+pub const FAULT_RUN_MIN: Duration = Duration::from_secs(60);
 
 /// What one scenario produced.
 struct ScenarioOutcome {
