@@ -2,7 +2,9 @@
 //!
 //! Every internal endpoint of the suite is idempotent by a key in its path or body (a hold is
 //! keyed by reservation id, a charge by order id), so a call that failed in transport or met a
-//! 502/503/504 is retried with exponential backoff and jitter. Each attempt carries a timeout;
+//! 502/504, or nginx's own 503 (no replica answered), is retried with exponential backoff and
+//! jitter. A replica's own 503 (`database_busy`, `database_unavailable`) is passed on at once:
+//! retrying a busy service only makes it busier. Each attempt carries a timeout;
 //! a peer's own error answer (404, 409, 422…) is passed on unchanged, never retried.
 
 use crate::auth::INTERNAL_KEY_HEADER;
@@ -34,7 +36,15 @@ impl Failure {
     fn retryable(&self) -> bool {
         match self {
             Failure::Transport(_) => true,
-            Failure::Status(s, _) => matches!(s.as_u16(), 502..=504),
+            // A 503 is retried only when no replica answered (nginx's own answer): a replica
+            // that says it is busy or its database is away is not helped by more calls.
+            Failure::Status(s, body) => match s.as_u16() {
+                502 | 504 => true,
+                503 => body
+                    .as_ref()
+                    .is_none_or(|b| b.code == "upstream_unavailable"),
+                _ => false,
+            },
             Failure::Decode(_) => false,
         }
     }
@@ -157,5 +167,44 @@ fn into_api_error(path: &str, failure: Failure) -> ApiError {
         Failure::Decode(e) => {
             ApiError::Internal(anyhow::anyhow!("{path}: undecodable answer: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, body: Option<&str>) -> Failure {
+        Failure::Status(
+            StatusCode::from_u16(code).expect("status"),
+            body.map(|c| ErrorBody {
+                code: c.into(),
+                message: "m".into(),
+                extra: serde_json::Map::new(),
+            }),
+        )
+    }
+
+    #[test]
+    fn only_an_unreachable_peer_is_retried_never_a_busy_one() {
+        assert!(status(502, None).retryable());
+        assert!(status(504, None).retryable());
+        assert!(status(503, Some("upstream_unavailable")).retryable());
+        assert!(
+            status(503, None).retryable(),
+            "a bodiless 503 is nobody's answer"
+        );
+        for busy in [
+            "database_busy",
+            "database_unavailable",
+            "cache_busy",
+            "draining",
+        ] {
+            assert!(!status(503, Some(busy)).retryable(), "{busy}");
+        }
+        for own in [400, 404, 409, 422, 429, 500] {
+            assert!(!status(own, Some("x")).retryable(), "{own}");
+        }
+        assert!(!Failure::Decode("x".into()).retryable());
     }
 }

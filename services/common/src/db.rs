@@ -73,12 +73,43 @@ pub async fn migrate(url: &str, runner: refinery::Runner) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Whether PostgreSQL failed this statement for a reason that passes by itself: a deadlock
+/// (40P01) or serialization failure (40001) it chose this transaction to lose, a lock it
+/// could not get in time (55P03), or a statement that ran out of [`STATEMENT_TIMEOUT`]
+/// (57014). Running the transaction again is the cure.
+pub fn is_transient(e: &Error) -> bool {
+    e.code()
+        .is_some_and(|c| matches!(c.code(), "40P01" | "40001" | "55P03" | "57014"))
+}
+
+/// The longest a statement of a service may run before PostgreSQL cancels it: shorter than a
+/// caller's whole-call timeout (`UPSTREAM_TIMEOUT_MS`, 5 s), so no statement outlives the
+/// request it serves and holds the hot stock row for nobody.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The longest a connection may sit in an open transaction doing nothing before PostgreSQL
+/// ends the session: a replica stuck or frozen mid-transaction gives its row locks back.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request waits for a busy pool's connection before it answers 503
+/// `database_busy`: under a spike queueing beats failing, but never longer than a caller
+/// would wait for the answer (`UPSTREAM_TIMEOUT_MS`, 5 s).
+pub const POOL_WAIT: Duration = Duration::from_secs(4);
+
 /// A pool of at most `size` connections. Opening a connection is bounded (5 s; a refused
 /// connection fails at once, so with PostgreSQL away a request answers 503 fast instead of
 /// hanging); broken connections are dropped on recycle, so the pool heals by itself. Waiting
-/// for a *busy* pool is allowed 10 s: under a spike, queueing beats failing the request.
+/// for a *busy* pool is bounded by [`POOL_WAIT`]. Every session has a
+/// [`STATEMENT_TIMEOUT`] and an [`IDLE_IN_TRANSACTION_TIMEOUT`].
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
-    let pg: tokio_postgres::Config = url.parse().context("parsing the database URL")?;
+    let mut pg: tokio_postgres::Config = url.parse().context("parsing the database URL")?;
+    let options = format!(
+        "{} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        pg.get_options().unwrap_or_default(),
+        STATEMENT_TIMEOUT.as_millis(),
+        IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+    );
+    pg.options(options.trim());
     let manager = Manager::from_config(
         pg,
         NoTls,
@@ -92,7 +123,7 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
         .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts {
-            wait: Some(Duration::from_secs(10)),
+            wait: Some(POOL_WAIT),
             create: Some(Duration::from_secs(5)),
             recycle: Some(Duration::from_secs(5)),
         })

@@ -291,6 +291,13 @@ impl From<tokio_postgres::Error> for ApiError {
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
             // 08xxx connection exceptions: the server is going or gone.
             let c = code.code();
+            if crate::db::is_transient(&e) {
+                tracing::warn!(error = %e, "database statement lost a conflict or timed out");
+                return Self::unavailable(
+                    "database_busy",
+                    "the database could not finish the request in time, retry later",
+                );
+            }
             if c.starts_with("57P") || c.starts_with("08") {
                 tracing::warn!(error = %e, "database went away");
                 return Self::database_unavailable();

@@ -43,6 +43,11 @@ pub enum HandleError {
     /// message back, so an outage never pushes good messages into the dead-letter queue.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
+    /// A failure that passes by itself (a deadlock or serialization failure PostgreSQL chose
+    /// this transaction to lose, a statement timeout): retried here a few times with jittered
+    /// backoff, without counting a delivery; if it persists, it is a [`HandleError::Failed`].
+    #[error("transient failure: {0:#}")]
+    Transient(anyhow::Error),
     /// The message can never be processed (undecodable, unknown type): dead-lettered at once.
     #[error("poison message: {0:#}")]
     Poison(anyhow::Error),
@@ -62,8 +67,44 @@ impl From<ApiError> for HandleError {
 
 impl From<tokio_postgres::Error> for HandleError {
     fn from(e: tokio_postgres::Error) -> Self {
+        if crate::db::is_transient(&e) {
+            return HandleError::Transient(anyhow::Error::new(e));
+        }
         ApiError::from(e).into()
     }
+}
+
+/// In-place attempts of a [`HandleError::Transient`] failure before it counts as failed.
+const TRANSIENT_TRIES: u32 = 5;
+
+/// How long a failed delivery waits before it goes back to the queue: the n-th delivery of a
+/// message waits about 100 ms × 2^(n−1), at most 2 s, with ±50 % jitter, so a message that
+/// fails for a moment's reason does not spend its delivery limit in a few milliseconds, and
+/// replicas retrying together spread out.
+pub fn requeue_delay(delivery_count: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << delivery_count.saturating_sub(1).min(5));
+    let base = base.min(2_000);
+    let jitter = rand::random::<f64>() + 0.5;
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+/// Deliveries of this message so far, the first included (the quorum queue's
+/// `x-delivery-count` counts the earlier ones).
+fn delivery_count(delivery: &Delivery) -> u32 {
+    let earlier = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned())
+        .and_then(|v| match v {
+            lapin::types::AMQPValue::LongLongInt(n) => u32::try_from(n).ok(),
+            lapin::types::AMQPValue::LongInt(n) => u32::try_from(n).ok(),
+            lapin::types::AMQPValue::ShortInt(n) => u32::try_from(n).ok(),
+            lapin::types::AMQPValue::LongUInt(n) => Some(n),
+            _ => None,
+        })
+        .unwrap_or(0);
+    earlier + 1
 }
 
 impl From<deadpool_postgres::PoolError> for HandleError {
@@ -155,6 +196,7 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
         redelivered: delivery.redelivered,
     };
     let mut pause = Duration::from_millis(50);
+    let mut transient = 0;
     loop {
         match handler(incoming.clone()).await {
             Ok(()) => {
@@ -185,9 +227,20 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
                 acks.settled(tag);
                 return;
             }
-            Err(HandleError::Failed(e)) => {
-                tracing::error!(error = %format!("{e:#}"), event = %incoming.event_type, %message_id, "handler failed: requeued");
-                // Back to the queue; the quorum queue counts it toward the delivery limit.
+            Err(HandleError::Transient(e)) if transient + 1 < TRANSIENT_TRIES => {
+                transient += 1;
+                tracing::warn!(error = %format!("{e:#}"), event = %incoming.event_type, %message_id, attempt = transient, "transient failure, retrying in place");
+                tokio::time::sleep(requeue_delay(transient)).await;
+            }
+            Err(HandleError::Failed(e) | HandleError::Transient(e)) => {
+                let delay = requeue_delay(delivery_count(&delivery));
+                tracing::error!(error = %format!("{e:#}"), event = %incoming.event_type, %message_id, ?delay, "handler failed: requeued after a delay");
+                // Back to the queue after a pause; the quorum queue counts it toward the
+                // delivery limit. Shutting down gives it back at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => {}
+                }
                 let _ = delivery
                     .nack(BasicNackOptions {
                         requeue: true,
@@ -197,6 +250,23 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
                 acks.settled(tag);
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_delivery_waits_longer_each_time_within_its_bounds() {
+        for _ in 0..50 {
+            let first = requeue_delay(1).as_millis();
+            assert!((50..=150).contains(&first), "{first}");
+            let third = requeue_delay(3).as_millis();
+            assert!((200..=600).contains(&third), "{third}");
+            let late = requeue_delay(30).as_millis();
+            assert!((1_000..=3_000).contains(&late), "{late}");
         }
     }
 }

@@ -565,3 +565,116 @@ async fn failed_deliveries_between_acked_ones_are_requeued_and_the_rest_come_onc
     let _ = task.await;
     cleanup(&prefix).await;
 }
+
+/// A deadlock the database chose this transaction to lose passes by itself: the message is
+/// handled again in place, and never goes back to the queue for it.
+#[tokio::test]
+async fn a_transient_failure_is_retried_in_place_without_a_redelivery() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::<Incoming>::new()));
+    let handler: Handler = {
+        let seen = seen.clone();
+        Arc::new(move |incoming: Incoming| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                let attempt = {
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push(incoming.clone());
+                    seen.len()
+                };
+                if attempt <= 2 {
+                    return Err(HandleError::Transient(anyhow::anyhow!("deadlock detected")));
+                }
+                Ok(())
+            })
+        })
+    };
+    let (consumer, task) =
+        Broker::start(options(&prefix, "payment"), Some(handler), cancel.clone());
+    wait_connected(&consumer).await;
+    consumer
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            serde_json::to_vec(&bound()).expect("json"),
+        )])
+        .await
+        .expect("publish");
+    assert!(
+        until(|| seen.lock().expect("lock").len() >= 3).await,
+        "handled again"
+    );
+    let queue = queue_name(&prefix, "payment");
+    assert_eq!(until_depth(&queue, (0, 0)).await, (0, 0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 3, "two transient failures, then done");
+    assert!(
+        seen.iter().all(|m| !m.redelivered),
+        "never given back to the queue"
+    );
+    assert_eq!(
+        message_count(&dead_letter_queue(&prefix, "payment")).await,
+        0
+    );
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+}
+
+/// A failed delivery goes back to the queue after a pause, not at once, so a moment's
+/// failure does not spend the delivery limit in milliseconds.
+#[tokio::test]
+async fn a_failed_delivery_is_requeued_after_a_delay() {
+    let prefix = prefix();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let handler: Handler = {
+        let seen = seen.clone();
+        Arc::new(move |_incoming: Incoming| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                let attempt = {
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push(Instant::now());
+                    seen.len()
+                };
+                if attempt <= 2 {
+                    return Err(HandleError::Failed(anyhow::anyhow!("not yet")));
+                }
+                Ok(())
+            })
+        })
+    };
+    let (consumer, task) =
+        Broker::start(options(&prefix, "payment"), Some(handler), cancel.clone());
+    wait_connected(&consumer).await;
+    consumer
+        .publish(&[(
+            ReservationBound::NAME.into(),
+            Uuid::new_v4(),
+            serde_json::to_vec(&bound()).expect("json"),
+        )])
+        .await
+        .expect("publish");
+    assert!(
+        until(|| seen.lock().expect("lock").len() >= 3).await,
+        "delivered 3 times"
+    );
+    let times = seen.lock().expect("lock").clone();
+    // First requeue: 100 ms ± 50 %; second: 200 ms ± 50 %.
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(50),
+        "{:?}",
+        times[1] - times[0]
+    );
+    assert!(
+        times[2] - times[1] >= Duration::from_millis(100),
+        "{:?}",
+        times[2] - times[1]
+    );
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+}
