@@ -5,14 +5,14 @@ use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpResponse};
 use common::auth::AuthUser;
 use common::domain::{parse_path_id, Quantity};
-use common::web::IdempotencyKey;
+use common::web::IdempotencyHeader;
 use common::{ApiError, ApiResult};
 
 /// `POST /api/carts` with `{}`: a new empty cart of the caller. The body must be a JSON object
 /// (any fields are ignored), so the route keeps the suite's JSON-only contract. With an
 /// `Idempotency-Key`, the same key answers the same cart.
 pub async fn create(
-    key: IdempotencyKey,
+    key: IdempotencyHeader,
     user: AuthUser,
     carts: web::Data<CartStore>,
     _body: web::Json<serde_json::Map<String, serde_json::Value>>,
@@ -41,7 +41,7 @@ pub async fn get(
 /// its quantity increased. Nothing changes unless the whole request is acceptable. With an
 /// `Idempotency-Key`, an add sent again changes nothing and answers the cart.
 pub async fn add_item(
-    key: IdempotencyKey,
+    key: IdempotencyHeader,
     user: AuthUser,
     carts: web::Data<CartStore>,
     catalog: web::Data<Catalog>,

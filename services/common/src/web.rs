@@ -236,51 +236,64 @@ pub async fn run_until_stopped(
     Ok(())
 }
 
-/// The request header that makes a public POST safe to send again: the same key, from the
-/// same user, has the effect of the first request only.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The optional `Idempotency-Key` header of a POST: the same key, from the same user, has the
+/// first request's effect only. At most [`Self::MAX_LEN`] visible ASCII characters; an empty
+/// header counts as none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
 
-/// The longest `Idempotency-Key` accepted, in characters.
-pub const IDEMPOTENCY_KEY_MAX: usize = 128;
+impl IdempotencyKey {
+    pub const HEADER: &'static str = "idempotency-key";
+    pub const MAX_LEN: usize = 200;
 
-/// The request's `Idempotency-Key`, if it sent one: 1 to [`IDEMPOTENCY_KEY_MAX`] visible
-/// ASCII characters (a UUID is the usual choice), or a 400 `invalid_idempotency_key`.
-pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| (1..=IDEMPOTENCY_KEY_MAX).contains(&k.len()))
-        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
+    /// The key of a request, if it has one, else a 400 `invalid_idempotency_key`.
+    pub fn from_headers(
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = headers.get(Self::HEADER) else {
+            return Ok(None);
+        };
+        let invalid = || {
             ApiError::bad_request(
                 "invalid_idempotency_key",
                 format!(
-                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+                    "Idempotency-Key must be at most {} visible ASCII characters",
+                    Self::MAX_LEN
                 ),
             )
-        })?;
-    Ok(Some(key.to_string()))
-}
+        };
+        let key = value.to_str().map_err(|_| invalid())?.trim();
+        if key.len() > Self::MAX_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid());
+        }
+        Ok((!key.is_empty()).then(|| Self(key.to_string())))
+    }
 
-/// Extractor: the request's `Idempotency-Key` ([`idempotency_key`]); a malformed one is a 400.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdempotencyKey(pub Option<String>);
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 
-impl IdempotencyKey {
-    pub fn as_deref(&self) -> Option<&str> {
-        self.0.as_deref()
+    pub fn into_inner(self) -> String {
+        self.0
     }
 }
 
-impl actix_web::FromRequest for IdempotencyKey {
+/// Extractor: the request's [`IdempotencyKey`], if any; a malformed one is a 400.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdempotencyHeader(pub Option<IdempotencyKey>);
+
+impl IdempotencyHeader {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_ref().map(IdempotencyKey::as_str)
+    }
+}
+
+impl actix_web::FromRequest for IdempotencyHeader {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(idempotency_key(req).map(IdempotencyKey))
+        std::future::ready(IdempotencyKey::from_headers(req.headers()).map(IdempotencyHeader))
     }
 }
 
@@ -302,22 +315,29 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    #[test]
-    fn an_idempotency_key_is_optional_and_checked() {
-        let none = TestRequest::default().to_http_request();
-        assert_eq!(idempotency_key(&none).expect("accepted"), None);
-        let ok = TestRequest::default()
-            .insert_header((IDEMPOTENCY_KEY, "3f1e-key"))
+    fn key(value: &str) -> Result<Option<IdempotencyKey>, ApiError> {
+        let req = TestRequest::default()
+            .insert_header((IdempotencyKey::HEADER, value))
             .to_http_request();
+        IdempotencyKey::from_headers(req.headers())
+    }
+
+    #[test]
+    fn an_idempotency_key_of_up_to_200_characters_is_accepted() {
+        let long = "k".repeat(200);
+        assert_eq!(key(&long).expect("accepted"), Some(IdempotencyKey(long)));
+        let none = TestRequest::default().to_http_request();
         assert_eq!(
-            idempotency_key(&ok).expect("accepted").as_deref(),
-            Some("3f1e-key")
+            IdempotencyKey::from_headers(none.headers()).expect("accepted"),
+            None
         );
-        for bad in ["".to_string(), "a b".into(), "k".repeat(129)] {
-            let req = TestRequest::default()
-                .insert_header((IDEMPOTENCY_KEY, bad.as_str()))
-                .to_http_request();
-            let err = idempotency_key(&req).expect_err("refused");
+        assert_eq!(key("").expect("accepted"), None, "empty counts as none");
+    }
+
+    #[test]
+    fn a_longer_or_unprintable_idempotency_key_is_rejected() {
+        for bad in ["k".repeat(201), "a b".into()] {
+            let err = key(&bad).expect_err("accepted");
             assert_eq!(err.code(), "invalid_idempotency_key", "{bad:?}");
         }
     }

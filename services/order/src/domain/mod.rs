@@ -6,9 +6,7 @@ pub mod peers;
 pub mod place;
 pub mod reconcile;
 
-use actix_web::http::header::HeaderMap;
 use common::domain::Quantity;
-use common::ApiError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -113,70 +111,4 @@ pub struct PaidAnswer {
 
 /// The optional `Idempotency-Key` header. Payments are already idempotent by reservation; the
 /// key is kept on the order for the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub const HEADER: &'static str = "idempotency-key";
-    pub const MAX_LEN: usize = 200;
-
-    /// The key of a request, if it has one: at most [`Self::MAX_LEN`] visible ASCII
-    /// characters, else a 400. An empty header counts as none.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
-        let Some(value) = headers.get(Self::HEADER) else {
-            return Ok(None);
-        };
-        let invalid = || {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
-                format!(
-                    "Idempotency-Key must be at most {} visible ASCII characters",
-                    Self::MAX_LEN
-                ),
-            )
-        };
-        let key = value.to_str().map_err(|_| invalid())?.trim();
-        if key.len() > Self::MAX_LEN {
-            return Err(invalid());
-        }
-        Ok((!key.is_empty()).then(|| Self(key.to_string())))
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
-
-    fn headers(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            HeaderName::from_static(IdempotencyKey::HEADER),
-            HeaderValue::from_str(value).expect("header value"),
-        );
-        h
-    }
-
-    #[test]
-    fn an_idempotency_key_of_up_to_200_characters_is_accepted() {
-        let key = "k".repeat(200);
-        assert_eq!(
-            IdempotencyKey::from_headers(&headers(&key)).expect("accepted"),
-            Some(IdempotencyKey(key))
-        );
-        assert_eq!(
-            IdempotencyKey::from_headers(&HeaderMap::new()).expect("accepted"),
-            None
-        );
-    }
-
-    #[test]
-    fn a_longer_idempotency_key_is_rejected() {
-        let err = IdempotencyKey::from_headers(&headers(&"k".repeat(201))).expect_err("accepted");
-        assert_eq!(err.code(), "invalid_idempotency_key");
-    }
-}
+pub use common::web::IdempotencyKey;

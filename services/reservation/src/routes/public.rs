@@ -10,7 +10,7 @@ use common::changes::Changes;
 use common::client::ServiceClient;
 use common::domain::{parse_body_id, parse_path_id};
 use common::messaging::outbox;
-use common::web::IdempotencyKey;
+use common::web::IdempotencyHeader;
 use common::{ApiError, ApiResult, Mode};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -25,7 +25,7 @@ use uuid::Uuid;
 /// id); a settled one is answered as the first request was. A client that wants a second
 /// reservation of one cart (after it sold out, say) sends a new key.
 pub async fn reserve(
-    (user, key): (AuthUser, IdempotencyKey),
+    (user, key): (AuthUser, IdempotencyHeader),
     pool: web::Data<Pool>,
     client: web::Data<ServiceClient>,
     ttl: web::Data<ReservationTtl>,
