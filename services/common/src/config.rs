@@ -247,6 +247,10 @@ impl Default for CommonConfig {
     }
 }
 
+/// The default budget of a service-to-service call (`UPSTREAM_TIMEOUT_MS`): every wait a
+/// callee may have (a pool, a statement, a Redis command) is shorter.
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 5000;
+
 mod defaults {
     pub fn host() -> String {
         "127.0.0.1".into()
@@ -297,7 +301,7 @@ mod defaults {
         "http://127.0.0.1:8080".into()
     }
     pub fn upstream_timeout_ms() -> u64 {
-        5000
+        super::DEFAULT_UPSTREAM_TIMEOUT_MS
     }
     pub fn status_wait_max_secs() -> u64 {
         10

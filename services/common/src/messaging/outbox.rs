@@ -1,8 +1,8 @@
 //! Transactional outbox and inbox, in each service's own database.
 //!
 //! A state change and the events it causes commit in one transaction ([`append`]); the
-//! [`relay`] publishes unsent rows with publisher confirms and marks them sent, claiming rows
-//! with `FOR UPDATE SKIP LOCKED` so replicas share the work. A row published but not yet marked
+//! [`relay`] claims unsent rows for a lease (`FOR UPDATE SKIP LOCKED`, so replicas share the
+//! work), publishes them with publisher confirms outside any transaction and marks them sent. A row published but not yet marked
 //! when a replica dies is published again: consumers record each message id in their inbox in
 //! the same transaction as its effect ([`first_delivery`]), so the copy has no second effect.
 //!
@@ -28,7 +28,8 @@ CREATE TABLE outbox (
     event_type   TEXT NOT NULL,
     payload      JSONB NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at TIMESTAMPTZ
+    published_at TIMESTAMPTZ,
+    claimed_until TIMESTAMPTZ
 );
 CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
 CREATE TABLE inbox (
@@ -81,35 +82,61 @@ impl RelaySignal {
 }
 
 /// The longest a batch's publish (and its confirms) may take before the batch is given up and
-/// its rows are left for the next attempt; the claiming transaction is open meanwhile.
+/// its rows are released for the next attempt. No transaction is open meanwhile.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Publish one batch of unsent rows; answers how many were published.
-///
-/// One statement claims the rows and marks them sent (`UPDATE … RETURNING` over rows locked
-/// with `SKIP LOCKED`, so replicas share the work); the transaction commits only once RabbitMQ
-/// confirmed every message, and rolls back (the rows stay unsent) if it did not. The commit
-/// does not wait for its WAL flush (`synchronous_commit = off`): should PostgreSQL crash
-/// before the flush, the rows are published again and the consumers' inboxes drop the copies,
-/// the same as after a relay crashed between its publish and its commit.
-pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Result<usize> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let rows = tx
-        .query_cached(
-            "UPDATE outbox SET published_at = now()
-             WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL
-                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, message_id, event_type, payload",
-            &[&max],
-        )
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    // Only a claim that found rows pays for this round trip; an empty poll just rolls back.
-    tx.batch_execute("SET LOCAL synchronous_commit TO off")
-        .await?;
+/// How long a claim keeps a batch from the other relays: longer than [`PUBLISH_TIMEOUT`]
+/// plus the mark, so only a relay that died with its claim lets the rows go to another.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(15);
+
+/// Claim up to `max` unsent rows no live claim holds, in outbox order, for `lease`. One
+/// statement in a transaction of its own: replicas share the work through `SKIP LOCKED`, and
+/// the row locks last only as long as the statement.
+const CLAIM_SQL: &str = "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
+     WHERE id IN (SELECT id FROM outbox
+                  WHERE published_at IS NULL
+                    AND (claimed_until IS NULL OR claimed_until < now())
+                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, message_id, event_type, payload";
+const MARK_SENT_SQL: &str =
+    "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)";
+const RELEASE_SQL: &str = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1)";
+
+/// One claimed batch: the row ids, and the messages in outbox order.
+pub struct Claim {
+    pub ids: Vec<i64>,
+    pub messages: Vec<Outgoing>,
+}
+
+/// Run `statement` in a transaction of its own whose commit does not wait for its WAL flush,
+/// in one round trip (tokio-postgres pipelines the three requests). Both of the relay's
+/// writes may be lost in a PostgreSQL crash at no cost: a lost claim is no claim, and a lost
+/// mark publishes the rows again, which the consumers' inboxes drop.
+async fn unflushed<T>(
+    client: &deadpool_postgres::Client,
+    statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    // `biased`: polled first in this order, so the requests leave in this order.
+    let (begin, result, commit) = tokio::join!(
+        biased;
+        client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
+        statement,
+        // After a failed statement COMMIT ends the aborted transaction as a rollback, so the
+        // connection goes back to the pool clean whatever happened.
+        client.batch_execute("COMMIT"),
+    );
+    begin?;
+    let value = result?;
+    commit?;
+    Ok(value)
+}
+
+/// Claim a batch of unsent rows for `lease` (see [`CLAIM_SQL`]).
+pub async fn claim(pool: &Pool, max: i64, lease: Duration) -> anyhow::Result<Claim> {
+    let client = pool.get().await?;
+    let statement = client.prepare_cached(CLAIM_SQL).await?;
+    let lease = lease.as_secs_f64();
+    let rows = unflushed(&client, client.query(&statement, &[&max, &lease])).await?;
     let mut batch: Vec<(i64, Outgoing)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let payload: serde_json::Value = row.get(3);
@@ -120,12 +147,37 @@ pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Re
     }
     // Published in outbox order, as the rows were written.
     batch.sort_by_key(|(id, _)| *id);
-    let batch: Vec<Outgoing> = batch.into_iter().map(|(_, out)| out).collect();
-    tokio::time::timeout(PUBLISH_TIMEOUT, broker.publish(&batch))
+    let (ids, messages) = batch.into_iter().unzip();
+    Ok(Claim { ids, messages })
+}
+
+/// Publish one batch of unsent rows; answers how many were published.
+///
+/// Three short steps, none holding a transaction across the network to RabbitMQ: claim the
+/// rows ([`claim`]), publish them with confirms (within [`PUBLISH_TIMEOUT`]), mark them sent.
+/// A publish that fails releases the claim at once, so the next attempt (another replica's,
+/// or this one's once RabbitMQ is back) takes the rows without waiting for the lease. A relay
+/// that dies between publish and mark leaves the rows to be published again when its lease
+/// ends; the consumers' inboxes drop the copies.
+pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Result<usize> {
+    let Claim { ids, messages } = claim(pool, max, CLAIM_LEASE).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let published = tokio::time::timeout(PUBLISH_TIMEOUT, broker.publish(&messages))
         .await
-        .map_err(|_| anyhow::anyhow!("no publisher confirms within {PUBLISH_TIMEOUT:?}"))??;
-    tx.commit().await?;
-    Ok(rows.len())
+        .map_err(|_| anyhow::anyhow!("no publisher confirms within {PUBLISH_TIMEOUT:?}"))
+        .and_then(|confirmed| confirmed);
+    let client = pool.get().await?;
+    let sql = if published.is_ok() {
+        MARK_SENT_SQL
+    } else {
+        RELEASE_SQL
+    };
+    let statement = client.prepare_cached(sql).await?;
+    unflushed(&client, client.execute(&statement, &[&ids])).await?;
+    published?;
+    Ok(ids.len())
 }
 
 /// The relay loop: publish whenever signalled, and every `poll` anyway (rows of a replica

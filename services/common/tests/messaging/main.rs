@@ -324,19 +324,55 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit(
     cleanup(&prefix).await;
 }
 
-#[tokio::test]
-async fn the_outbox_relay_publishes_committed_rows_once_and_marks_them_sent() {
-    let prefix = prefix();
+const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A database of its own with the outbox tables, and `n` events committed to its outbox.
+async fn outbox_with(prefix: &str, n: usize) -> deadpool_postgres::Pool {
     let db = format!("{prefix}_outbox");
-    let server = "postgres://postgres@127.0.0.1:5432";
-    common::db::ensure_database(server, &db).await.expect("db");
-    let pool = common::db::pool(&common::db::database_url(server, &db), 2).expect("pool");
+    common::db::ensure_database(PG, &db).await.expect("db");
+    let pool = common::db::pool(&common::db::database_url(PG, &db), 2).expect("pool");
     pool.get()
         .await
         .expect("conn")
         .batch_execute(outbox::MIGRATION_SQL)
         .await
         .expect("tables");
+    let mut client = pool.get().await.expect("conn");
+    let tx = client.transaction().await.expect("tx");
+    for _ in 0..n {
+        outbox::append(&tx, &bound()).await.expect("append");
+    }
+    tx.commit().await.expect("commit");
+    pool
+}
+
+async fn count(pool: &deadpool_postgres::Pool, sql: &str) -> i64 {
+    pool.get()
+        .await
+        .expect("conn")
+        .query_one(sql, &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+async fn drop_outbox(pool: deadpool_postgres::Pool, prefix: &str) {
+    drop(pool);
+    let (client, conn) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls)
+        .await
+        .expect("pg");
+    tokio::spawn(conn);
+    let _ = client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{prefix}_outbox\" WITH (FORCE)"
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn the_outbox_relay_publishes_committed_rows_once_and_marks_them_sent() {
+    let prefix = prefix();
+    let pool = outbox_with(&prefix, 20).await;
     let cancel = CancellationToken::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (consumer, task) = Broker::start(
@@ -345,15 +381,6 @@ async fn the_outbox_relay_publishes_committed_rows_once_and_marks_them_sent() {
         cancel.clone(),
     );
     wait_connected(&consumer).await;
-    let events: Vec<ReservationBound> = (0..20).map(|_| bound()).collect();
-    {
-        let mut client = pool.get().await.expect("conn");
-        let tx = client.transaction().await.expect("tx");
-        for e in &events {
-            outbox::append(&tx, e).await.expect("append");
-        }
-        tx.commit().await.expect("commit");
-    }
 
     let (a, b) = tokio::join!(
         outbox::publish_batch(&pool, &consumer, 500),
@@ -366,30 +393,99 @@ async fn the_outbox_relay_publishes_committed_rows_once_and_marks_them_sent() {
         "two relays share the rows"
     );
     assert!(until(|| seen.lock().expect("lock").len() == 20).await);
-    let unsent: i64 = pool
-        .get()
-        .await
-        .expect("conn")
-        .query_one(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let unsent = count(
+        &pool,
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+    )
+    .await;
     assert_eq!(unsent, 0);
+    let claimed = count(
+        &pool,
+        "SELECT count(*) FROM outbox WHERE claimed_until IS NOT NULL",
+    )
+    .await;
+    assert_eq!(claimed, 0, "a sent row keeps no claim");
     cancel.cancel();
     let _ = task.await;
-    drop(pool);
     cleanup(&prefix).await;
-    let (client, conn) =
-        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("pg");
-    tokio::spawn(conn);
-    let _ = client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .await;
+    drop_outbox(pool, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_relay_that_cannot_publish_gives_its_claim_back_and_leaves_no_transaction_open() {
+    let prefix = prefix();
+    let pool = outbox_with(&prefix, 20).await;
+    let cancel = CancellationToken::new();
+    let mut away = options(&prefix, "order");
+    away.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    let (broker, task) = Broker::start(away, None, cancel.clone());
+
+    let err = outbox::publish_batch(&pool, &broker, 500)
+        .await
+        .expect_err("RabbitMQ is away");
+
+    assert!(format!("{err:#}").contains("not connected"), "{err:#}");
+    let free = count(
+        &pool,
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND claimed_until IS NULL",
+    )
+    .await;
+    assert_eq!(free, 20, "the rows are free for the next attempt at once");
+    let open = count(
+        &pool,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = '{prefix}_outbox' AND state LIKE 'idle in transaction%'"
+        ),
+    )
+    .await;
+    assert_eq!(open, 0, "no transaction outlives a statement");
+    cancel.cancel();
+    let _ = task.await;
+    drop_outbox(pool, &prefix).await;
+}
+
+#[tokio::test]
+async fn rows_claimed_by_a_relay_that_died_wait_for_its_lease_then_go_out_once() {
+    let prefix = prefix();
+    let pool = outbox_with(&prefix, 20).await;
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (consumer, task) = Broker::start(
+        options(&prefix, "payment"),
+        Some(recording_handler(seen.clone(), None)),
+        cancel.clone(),
+    );
+    wait_connected(&consumer).await;
+
+    // A relay claims the rows and dies before it publishes them.
+    let claim = outbox::claim(&pool, 500, Duration::from_secs(2))
+        .await
+        .expect("claim");
+    assert_eq!(claim.ids.len(), 20);
+    drop(claim);
+
+    let during = outbox::publish_batch(&pool, &consumer, 500)
+        .await
+        .expect("relay");
+    assert_eq!(during, 0, "a live claim keeps the rows from other relays");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let after = outbox::publish_batch(&pool, &consumer, 500)
+        .await
+        .expect("relay");
+
+    assert_eq!(after, 20, "an expired claim is no claim");
+    assert!(until(|| seen.lock().expect("lock").len() == 20).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        20,
+        "each row went out once"
+    );
+    cancel.cancel();
+    let _ = task.await;
+    cleanup(&prefix).await;
+    drop_outbox(pool, &prefix).await;
 }
 
 #[tokio::test]
