@@ -69,6 +69,9 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     common::web::close_when_draining,
                 ))
+                .wrap(actix_web::middleware::from_fn(
+                    common::deadline::within_budget,
+                ))
                 // Outermost, so the time it records includes the other middlewares.
                 .wrap(metrics.middleware())
                 .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))

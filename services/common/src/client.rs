@@ -4,11 +4,15 @@
 //! keyed by reservation id, a charge by order id), so a call that failed in transport or met a
 //! 502/504, or nginx's own 503 (no replica answered), is retried with exponential backoff and
 //! jitter. A replica's own 503 (`database_busy`, `database_unavailable`) is passed on at once:
-//! retrying a busy service only makes it busier. Each attempt carries a timeout;
-//! a peer's own error answer (404, 409, 422…) is passed on unchanged, never retried.
+//! retrying a busy service only makes it busier. A call has one budget for all its attempts
+//! (the sooner of its own timeout and what is left of the request it serves, see
+//! [`crate::deadline`]); each attempt gets what is left of it and passes that on to the callee,
+//! and an attempt that could not finish in time is not started. A peer's own error answer
+//! (404, 409, 422…) is passed on unchanged, never retried.
 
 use crate::auth::INTERNAL_KEY_HEADER;
 use crate::config::CommonConfig;
+use crate::deadline::{self, BUDGET_HEADER};
 use crate::error::{ApiError, ErrorBody};
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::StatusCode;
@@ -21,8 +25,12 @@ pub struct ServiceClient {
     http: reqwest::Client,
     base: String,
     internal_key: String,
+    timeout: Duration,
     backoff: ExponentialBuilder,
 }
+
+/// An attempt with less than this left is not started: it could not finish.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
 
 /// What one attempt ended with, before retry decides.
 #[derive(Debug)]
@@ -30,6 +38,8 @@ enum Failure {
     Transport(reqwest::Error),
     Status(StatusCode, Option<ErrorBody>),
     Decode(String),
+    /// The call's budget ran out before an attempt could start.
+    OutOfTime,
 }
 
 impl Failure {
@@ -45,7 +55,7 @@ impl Failure {
                     .is_none_or(|b| b.code == "upstream_unavailable"),
                 _ => false,
             },
-            Failure::Decode(_) => false,
+            Failure::Decode(_) | Failure::OutOfTime => false,
         }
     }
 }
@@ -65,6 +75,7 @@ impl ServiceClient {
             http,
             base: config.upstream_url.trim_end_matches('/').to_string(),
             internal_key: config.internal_key.clone(),
+            timeout: Duration::from_millis(config.upstream_timeout_ms),
             backoff: ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(20))
                 .with_max_delay(Duration::from_millis(400))
@@ -80,11 +91,10 @@ impl ServiceClient {
         body: &B,
     ) -> Result<R, ApiError> {
         let url = format!("{}{}", self.base, path);
-        let attempt = || async {
+        let url = url.as_str();
+        let attempt = |left: Duration| async move {
             let resp = self
-                .http
-                .post(&url)
-                .header(INTERNAL_KEY_HEADER, &self.internal_key)
+                .request(self.http.post(url), left)
                 .json(body)
                 .send()
                 .await
@@ -97,11 +107,10 @@ impl ServiceClient {
     /// GET `path` and decode a 2xx answer.
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ApiError> {
         let url = format!("{}{}", self.base, path);
-        let attempt = || async {
+        let url = url.as_str();
+        let attempt = |left: Duration| async move {
             let resp = self
-                .http
-                .get(&url)
-                .header(INTERNAL_KEY_HEADER, &self.internal_key)
+                .request(self.http.get(url), left)
                 .send()
                 .await
                 .map_err(Failure::Transport)?;
@@ -110,12 +119,32 @@ impl ServiceClient {
         self.run(path, attempt).await
     }
 
-    async fn run<R, F, Fut>(&self, path: &str, attempt: F) -> Result<R, ApiError>
+    /// An attempt with `left` of the call's budget: its timeout, and the budget passed on.
+    fn request(&self, builder: reqwest::RequestBuilder, left: Duration) -> reqwest::RequestBuilder {
+        let passed_on = left.saturating_sub(deadline::MARGIN).as_millis();
+        builder
+            .header(INTERNAL_KEY_HEADER, &self.internal_key)
+            .header(BUDGET_HEADER, passed_on.to_string())
+            .timeout(left)
+    }
+
+    async fn run<R, F, Fut>(&self, path: &str, mut attempt: F) -> Result<R, ApiError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Duration) -> Fut,
         Fut: std::future::Future<Output = Result<R, Failure>>,
     {
-        attempt
+        let deadline = deadline::for_call(self.timeout);
+        let timed = || {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let started = (left >= MIN_ATTEMPT).then(|| attempt(left));
+            async move {
+                match started {
+                    Some(fut) => fut.await,
+                    None => Err(Failure::OutOfTime),
+                }
+            }
+        };
+        timed
             .retry(self.backoff)
             .when(Failure::retryable)
             .notify(|f, wait| tracing::debug!(%path, ?f, ?wait, "retrying internal call"))
@@ -140,6 +169,13 @@ async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R, Failu
 
 fn into_api_error(path: &str, failure: Failure) -> ApiError {
     match failure {
+        Failure::OutOfTime => {
+            tracing::warn!(%path, "internal call ran out of its budget");
+            ApiError::unavailable(
+                "upstream_timeout",
+                "a downstream service did not answer in time",
+            )
+        }
         Failure::Transport(e) if e.is_timeout() => {
             tracing::warn!(%path, error = %e, "internal call timed out");
             ApiError::unavailable(

@@ -16,6 +16,7 @@ pub mod changes;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod events;
