@@ -6,8 +6,8 @@
 //!    HELD holds.
 //! 2. No oversell: sold ≤ initial; sold = units of SOLD holds = units in CONFIRMED orders.
 //! 3. Exactly once: a CONFIRMED order has exactly one SUCCEEDED payment and one SUCCEEDED
-//!    provider charge; a DECLINED or CANCELLED order has no SUCCEEDED charge; no reservation
-//!    has two orders.
+//!    provider charge not refunded; a DECLINED, CANCELLED or FAILED order has no SUCCEEDED
+//!    charge that was not refunded; no reservation has two orders.
 //! 4. Nothing stuck past `grace`: reservations PENDING/RESERVED past their expiry with no
 //!    order, releases still pending, orders and payments still PENDING, outbox rows still
 //!    unpublished; with the broker checked ([`run_with_broker`], async mode), no message
@@ -70,6 +70,9 @@ pub struct Report {
     /// Unpublished outbox rows per service (any age).
     #[serde(default)]
     pub outbox_backlog: BTreeMap<String, i64>,
+    /// Reservations whose stock is still to be given back to inventory (any age).
+    #[serde(default)]
+    pub releases_owed: i64,
     /// Queue depths, when the broker was checked.
     #[serde(default)]
     pub queues: Vec<crate::broker::QueueDepth>,
@@ -258,7 +261,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     for row in payment
         .query(
             "SELECT idempotency_key, count(*) FROM provider_charges
-             WHERE outcome = 'SUCCEEDED' GROUP BY idempotency_key",
+             WHERE outcome = 'SUCCEEDED' AND refunded_at IS NULL GROUP BY idempotency_key",
             &[],
         )
         .await
@@ -292,7 +295,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
                     not_one_charge.push(*id);
                 }
             }
-            "DECLINED" | "CANCELLED" if succeeded_charges.contains_key(id) => {
+            "DECLINED" | "CANCELLED" | "FAILED" if succeeded_charges.contains_key(id) => {
                 charged_but_failed.push(*id);
             }
             _ => {}
@@ -305,7 +308,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         format!("{n} CONFIRMED order(s) without exactly one SUCCEEDED provider charge")
     });
     v.list(3, &charged_but_failed, |n| {
-        format!("{n} DECLINED or CANCELLED order(s) with a SUCCEEDED provider charge")
+        format!("{n} DECLINED, CANCELLED or FAILED order(s) with a SUCCEEDED provider charge not refunded")
     });
     let mut two_orders: Vec<Uuid> = by_reservation
         .iter()
@@ -361,6 +364,14 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     v.list(4, &stuck_releases, |n| {
         format!("{n} reservation(s) whose stock release is still pending after {grace_secs}s")
     });
+    let releases_owed: i64 = reservation
+        .query_one(
+            "SELECT count(*) FROM reservations WHERE release_pending",
+            &[],
+        )
+        .await
+        .context("counting owed releases")?
+        .get(0);
 
     // --- stock -------------------------------------------------------------------------
     let mut names: HashMap<Uuid, String> = HashMap::new();
@@ -492,6 +503,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         payments,
         charges,
         outbox_backlog,
+        releases_owed,
         queues: Vec::new(),
         dead_letters: 0,
         violations,
@@ -536,7 +548,7 @@ pub async fn run_with_broker(
 
 /// Wait (at most `timeout`) until the suite has drained: no unpublished outbox row, no
 /// message waiting in a service queue (when `amqp_url` is given), no reservation or order
-/// PENDING. Answers whether it drained.
+/// PENDING, no release owed to inventory. Answers whether it drained.
 pub async fn wait_drained(
     database_url: &str,
     db_prefix: &str,
@@ -558,7 +570,7 @@ pub async fn wait_drained(
                 .sum(),
             None => 0,
         };
-        if backlog == 0 && pending == 0 && waiting == 0 {
+        if backlog == 0 && pending == 0 && waiting == 0 && report.releases_owed == 0 {
             return Ok(true);
         }
         if tokio::time::Instant::now() >= deadline {

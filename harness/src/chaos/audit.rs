@@ -6,7 +6,8 @@
 //!   accepted but missing or not final, an order answered CONFIRMED that is not, a reservation
 //!   accepted that never left PENDING);
 //! - **double charges**: a provider charge (or a SUCCEEDED payment) beyond the first for one
-//!   order, and SUCCEEDED charges whose order is not CONFIRMED (a charge without an order);
+//!   order, and SUCCEEDED charges not refunded whose order is not CONFIRMED (a charge without
+//!   an order);
 //! - **oversold units**: units sold beyond a product's stock, and units in CONFIRMED orders
 //!   that inventory never sold;
 //! - **stuck**: anything not final once the suite drained: PENDING orders and payments,
@@ -163,7 +164,8 @@ pub async fn check(
     let mut ledger: HashMap<Uuid, (i64, i64)> = HashMap::new(); // order → (charges, succeeded)
     for r in payment_db
         .query(
-            "SELECT idempotency_key, count(*), count(*) FILTER (WHERE outcome = 'SUCCEEDED')
+            "SELECT idempotency_key, count(*),
+                    count(*) FILTER (WHERE outcome = 'SUCCEEDED' AND refunded_at IS NULL)
              FROM provider_charges GROUP BY idempotency_key",
             &[],
         )
@@ -207,7 +209,8 @@ pub async fn check(
         .map(|r| r.get(0))
         .collect();
 
-    let final_order = |status: &str| matches!(status, "CONFIRMED" | "DECLINED" | "CANCELLED");
+    let final_order =
+        |status: &str| matches!(status, "CONFIRMED" | "DECLINED" | "CANCELLED" | "FAILED");
 
     // --- orders lost: promises the databases do not keep ---------------------------------
     let mut lost: Vec<Uuid> = Vec::new();

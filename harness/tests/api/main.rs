@@ -17,6 +17,7 @@ mod lifecycle;
 mod long_poll;
 mod metrics;
 mod private_servers;
+mod refunds;
 mod report;
 mod resend;
 mod routing;

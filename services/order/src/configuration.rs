@@ -19,6 +19,11 @@ pub struct OrderSettings {
     /// `RECONCILE_INTERVAL_MS`: how often the reconciler looks. Default 1000.
     #[serde(default = "defaults::reconcile_interval_ms")]
     pub reconcile_interval_ms: u64,
+    /// `RECONCILE_MAX_ATTEMPTS`: passes after which the reconciler gives an order up: it
+    /// cancels the reservation, refunds the charge and marks the order FAILED. Default 10
+    /// (with the defaults above, five minutes of retries).
+    #[serde(default = "defaults::reconcile_max_attempts")]
+    pub reconcile_max_attempts: i32,
 }
 
 impl Default for OrderSettings {
@@ -26,6 +31,7 @@ impl Default for OrderSettings {
         Self {
             reconcile_after_secs: defaults::reconcile_after_secs(),
             reconcile_interval_ms: defaults::reconcile_interval_ms(),
+            reconcile_max_attempts: defaults::reconcile_max_attempts(),
         }
     }
 }
@@ -62,5 +68,8 @@ mod defaults {
     }
     pub fn reconcile_interval_ms() -> u64 {
         1000
+    }
+    pub fn reconcile_max_attempts() -> i32 {
+        10
     }
 }

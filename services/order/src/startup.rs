@@ -55,6 +55,7 @@ impl Application {
                     peers.clone(),
                     settings.order.reconcile_interval(),
                     settings.order.reconcile_after(),
+                    settings.order.reconcile_max_attempts,
                     cancel.clone(),
                 );
                 (vec![reconciler], RelaySignal::default())

@@ -18,6 +18,8 @@ pub enum OrderStatus {
     Confirmed,
     Declined,
     Cancelled,
+    /// Charged but never completed: its reservation was cancelled and its charge refunded.
+    Failed,
 }
 
 impl OrderStatus {
@@ -27,6 +29,7 @@ impl OrderStatus {
             "CONFIRMED" => Some(Self::Confirmed),
             "DECLINED" => Some(Self::Declined),
             "CANCELLED" => Some(Self::Cancelled),
+            "FAILED" => Some(Self::Failed),
             _ => None,
         }
     }
@@ -37,6 +40,7 @@ impl OrderStatus {
             Self::Confirmed => "CONFIRMED",
             Self::Declined => "DECLINED",
             Self::Cancelled => "CANCELLED",
+            Self::Failed => "FAILED",
         }
     }
 

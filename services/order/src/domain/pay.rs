@@ -88,14 +88,22 @@ pub async fn pay(
         .charge(order.id, order.user_id, order.total_cents)
         .await?;
     let status = match charge.status {
-        ChargeStatus::Succeeded => {
-            peers.confirm(reservation_id, order.id).await?;
-            OrderStatus::Confirmed
-        }
+        ChargeStatus::Succeeded => match peers.confirm(reservation_id, order.id).await {
+            Ok(()) => OrderStatus::Confirmed,
+            // The reservation refuses for good (cancelled under the order): the money the
+            // shopper paid for stock they will not get goes back.
+            Err(e @ ApiError::Conflict { .. }) => {
+                tracing::warn!(order_id = %order.id, code = e.code(), "charged but the reservation cannot be confirmed: refunding");
+                return give_back(pool, peers, &order).await;
+            }
+            Err(e) => return Err(e),
+        },
         ChargeStatus::Declined => {
             peers.cancel(reservation_id, order.id).await?;
             OrderStatus::Declined
         }
+        // Given up by the reconciler while this payer was on its way.
+        ChargeStatus::Refunded => return give_back(pool, peers, &order).await,
         ChargeStatus::Pending => {
             return Err(ApiError::unavailable(
                 "payment_pending",
@@ -104,6 +112,30 @@ pub async fn pay(
         }
     };
     let order = orders::finish(pool, order.id, status).await?;
+    settled(&order)
+}
+
+/// Give the order up: cancel its reservation (the reservation service decides between this
+/// and a confirm, so a confirm that won is finished instead), refund its charge, FAILED.
+/// Every step is idempotent; a 503 on the way leaves the order PENDING for the next pass.
+pub async fn give_up(pool: &Pool, peers: &Peers, order: &Order) -> ApiResult<Uuid> {
+    match peers.cancel(order.reservation_id, order.id).await {
+        Ok(()) => {}
+        Err(e) if e.code() == "reservation_confirmed" => {
+            // The stock was sold to this order, which was charged first: finish the saga.
+            return pay(pool, peers, order.user_id, order.reservation_id, None).await;
+        }
+        // Bound to another order: nothing of this order's is held there.
+        Err(ApiError::Conflict { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    give_back(pool, peers, order).await
+}
+
+/// Refund the order's charge (if it has one), then FAILED.
+async fn give_back(pool: &Pool, peers: &Peers, order: &Order) -> ApiResult<Uuid> {
+    peers.refund(order.id).await?;
+    let order = orders::finish(pool, order.id, OrderStatus::Failed).await?;
     settled(&order)
 }
 
@@ -117,6 +149,10 @@ fn settled(order: &Order) -> ApiResult<Uuid> {
         OrderStatus::Cancelled => Err(ApiError::conflict(
             "reservation_expired",
             "the reservation expired before it was paid",
+        )),
+        OrderStatus::Failed => Err(ApiError::conflict(
+            "order_failed",
+            "the order could not be completed; its payment was refunded",
         )),
         OrderStatus::Pending => Err(ApiError::unavailable(
             "order_pending",

@@ -44,6 +44,8 @@ pub enum ChargeStatus {
     Pending,
     Succeeded,
     Declined,
+    /// Given back: the order was given up after its charge.
+    Refunded,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,5 +137,19 @@ impl Peers {
                 },
             )
             .await
+    }
+
+    /// Give the order's charge back, at most once (keyed by the order id). An order that was
+    /// never charged has nothing to give back, which is as good as done.
+    pub async fn refund(&self, order_id: Uuid) -> ApiResult<()> {
+        let answer: Result<ChargeAnswer, _> = self
+            .client
+            .post("/internal/payments/refunds", &OrderRef { order_id })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == "payment_not_found" => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

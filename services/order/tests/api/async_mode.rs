@@ -244,6 +244,34 @@ async fn the_reconciler_claims_stale_pending_orders_in_sync_mode() {
 }
 
 #[tokio::test]
+async fn the_reconciler_counts_its_attempts_and_keeps_an_order_it_cannot_give_up_pending() {
+    let app = spawn_app_with(|s| {
+        s.order.reconcile_after_secs = 0.0;
+        s.order.reconcile_interval_ms = 20;
+        s.order.reconcile_max_attempts = 2;
+    })
+    .await;
+    let order = app
+        .insert_order(Uuid::new_v4(), Uuid::new_v4(), "PENDING")
+        .await;
+
+    // Each pass waits for the peers' refused calls with their retries: give it a few.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.count("orders", "attempts > 3").await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempts are not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Past two attempts it tries to give the order up, but with the peers away it can
+    // neither cancel the reservation nor refund: the order stays PENDING, never FAILED with
+    // money or stock still held.
+    assert_eq!(app.order_status(order).await, "PENDING");
+}
+
+#[tokio::test]
 async fn the_reconciler_reads_only_pending_orders_through_their_index() {
     let app = spawn_app().await;
     let db = app.db().await;

@@ -159,3 +159,24 @@ async fn paying_a_cancelled_order_again_is_a_conflict() {
     assert_eq!(resp.status(), 409);
     assert_eq!(error_code(resp).await, "reservation_expired");
 }
+
+#[tokio::test]
+async fn paying_a_failed_order_again_says_it_failed_and_was_refunded() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    let reservation_id = Uuid::new_v4();
+    let order = app.insert_order(reservation_id, user, "FAILED").await;
+
+    let resp = app.pay(user, &pay_body(reservation_id)).await;
+
+    assert_eq!(resp.status(), 409);
+    assert_eq!(error_code(resp).await, "order_failed");
+    let (status, body) = {
+        let resp = app.get_order(user, &order.to_string()).await;
+        (
+            resp.status().as_u16(),
+            resp.json::<Value>().await.expect("json"),
+        )
+    };
+    assert_eq!((status, body["status"].as_str()), (200, Some("FAILED")));
+}

@@ -45,3 +45,18 @@ pub async fn record(
         .with_context(|| format!("provider_charges holds an unknown outcome {outcome:?}"))
         .map_err(ApiError::Internal)
 }
+
+/// Give back the successful charge recorded for `key`, once: answers whether one is (now or
+/// already) refunded, `false` when the key has no successful charge.
+pub async fn refund(pool: &Pool, key: Uuid) -> ApiResult<bool> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt_cached(
+            "UPDATE provider_charges SET refunded_at = coalesce(refunded_at, now())
+             WHERE idempotency_key = $1 AND outcome = 'SUCCEEDED'
+             RETURNING refunded_at",
+            &[&key],
+        )
+        .await?;
+    Ok(row.is_some())
+}

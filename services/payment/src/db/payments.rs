@@ -83,6 +83,31 @@ pub async fn settle(pool: &Pool, order_id: Uuid, outcome: Outcome) -> ApiResult<
     payment(&row)
 }
 
+/// SUCCEEDED → REFUNDED; answers the stored payment, whatever it is now.
+pub async fn mark_refunded(pool: &Pool, order_id: Uuid) -> ApiResult<Payment> {
+    let client = pool.get().await?;
+    let updated = client
+        .query_opt_cached(
+            &format!(
+                "UPDATE payments SET status = 'REFUNDED', updated_at = now()
+                 WHERE order_id = $1 AND status = 'SUCCEEDED'
+                 RETURNING {COLUMNS}"
+            ),
+            &[&order_id],
+        )
+        .await?;
+    if let Some(row) = updated {
+        return payment(&row);
+    }
+    let row = client
+        .query_one_cached(
+            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
+            &[&order_id],
+        )
+        .await?;
+    payment(&row)
+}
+
 pub async fn by_order(pool: &Pool, order_id: Uuid) -> ApiResult<Option<Payment>> {
     let client = pool.get().await?;
     let row = client

@@ -3,18 +3,21 @@
 
 pub mod charge;
 pub mod provider;
+pub mod refund;
 
 use common::ApiError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// State of a payment. `PENDING` until the provider's decision is stored, then final.
+/// State of a payment. `PENDING` until the provider's decision is stored, then final; a
+/// SUCCEEDED one becomes REFUNDED when its order could not be completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     Pending,
     Succeeded,
     Declined,
+    Refunded,
 }
 
 impl PaymentStatus {
@@ -23,6 +26,7 @@ impl PaymentStatus {
             "PENDING" => Some(Self::Pending),
             "SUCCEEDED" => Some(Self::Succeeded),
             "DECLINED" => Some(Self::Declined),
+            "REFUNDED" => Some(Self::Refunded),
             _ => None,
         }
     }
@@ -32,6 +36,7 @@ impl PaymentStatus {
             Self::Pending => "PENDING",
             Self::Succeeded => "SUCCEEDED",
             Self::Declined => "DECLINED",
+            Self::Refunded => "REFUNDED",
         }
     }
 
@@ -100,6 +105,12 @@ pub struct ChargeRequest {
     pub order_id: Uuid,
     pub user_id: Uuid,
     pub amount_cents: i64,
+}
+
+/// `POST /internal/payments/refunds`: give the order's charge back, once.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RefundRequest {
+    pub order_id: Uuid,
 }
 
 /// The answer of a charge.

@@ -57,4 +57,10 @@ impl Provider {
         tokio::time::sleep(delay).await;
         ledger::record(&self.ledger, idempotency_key, amount, decision).await
     }
+
+    /// Give back the charge made under `idempotency_key`, once; `false` when there was no
+    /// successful charge to give back.
+    pub async fn refund(&self, idempotency_key: Uuid) -> ApiResult<bool> {
+        ledger::refund(&self.ledger, idempotency_key).await
+    }
 }

@@ -112,6 +112,13 @@ async fn append_outcome(
             )
             .await?;
         }
+        PaymentStatus::Refunded => {
+            // Only the sync saga refunds; an order of async mode never gets here. Should one,
+            // it goes to the dead-letter queue, where an operator sees it.
+            return Err(HandleError::Failed(anyhow::anyhow!(
+                "payment of order {order_id} was refunded; no outcome to announce"
+            )));
+        }
         PaymentStatus::Pending => {
             // settle() answers a final payment; retry rather than emit nothing.
             return Err(HandleError::Failed(anyhow::anyhow!(

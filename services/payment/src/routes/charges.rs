@@ -1,7 +1,8 @@
 use crate::db::payments;
 use crate::domain::charge::charge_once;
 use crate::domain::provider::Provider;
-use crate::domain::{AmountCents, ChargeRequest};
+use crate::domain::refund::refund_once;
+use crate::domain::{AmountCents, ChargeRequest, RefundRequest};
 use actix_web::{web, HttpResponse};
 use common::auth::InternalCaller;
 use common::domain::parse_path_id;
@@ -17,6 +18,17 @@ pub async fn charge(
 ) -> ApiResult<HttpResponse> {
     let amount = AmountCents::parse(body.amount_cents)?;
     let payment = charge_once(&pool, &provider, body.order_id, body.user_id, amount).await?;
+    Ok(HttpResponse::Ok().json(payment.answer()))
+}
+
+/// Give an order's charge back, once. Every call for the same order answers the same payment.
+pub async fn refund(
+    _: InternalCaller,
+    pool: web::Data<Pool>,
+    provider: web::Data<Provider>,
+    body: web::Json<RefundRequest>,
+) -> ApiResult<HttpResponse> {
+    let payment = refund_once(&pool, &provider, body.order_id).await?;
     Ok(HttpResponse::Ok().json(payment.answer()))
 }
 

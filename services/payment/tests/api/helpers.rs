@@ -117,6 +117,30 @@ impl TestApp {
             .expect("request sent")
     }
 
+    pub async fn refund(&self, order_id: Uuid) -> reqwest::Response {
+        self.http
+            .post(format!("{}/internal/payments/refunds", self.address))
+            .header(common::auth::INTERNAL_KEY_HEADER, &self.internal_key)
+            .json(&serde_json::json!({ "order_id": order_id }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// How many of `order_id`'s provider charges were given back.
+    pub async fn refunds_of(&self, order_id: Uuid) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM provider_charges
+                 WHERE idempotency_key = $1 AND refunded_at IS NOT NULL",
+                &[&order_id],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+
     pub async fn by_order(&self, order_id: &str) -> reqwest::Response {
         self.http
             .get(format!(

@@ -4,3 +4,4 @@
 mod charges;
 mod events;
 mod helpers;
+mod refunds;
