@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The longest wait between two connection attempts while RabbitMQ is away (the waits
+/// double from 100 ms, each with up to 100 ms of jitter).
+pub const RECONNECT_MAX: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
     pub url: String,
@@ -160,7 +164,10 @@ impl Broker {
                         _ = cancel.cancelled() => break,
                         _ = tokio::time::sleep(backoff + jitter) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // A restarted broker is back within seconds, and every second a replica
+                    // waits past that is a second of lost throughput; a refused connection
+                    // costs nothing, so the wait stops growing at 1 s.
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
                     continue;
                 }
             };

@@ -220,8 +220,10 @@ pub fn relay(
                         .await;
                 }
             }
+            // After a failure, 200-300 ms: replicas that failed together do not all come
+            // back at the same instant.
             let wait = if failures > 0 {
-                poll.max(Duration::from_millis(200))
+                poll.max(Duration::from_millis(200 + rand::random::<u64>() % 100))
             } else {
                 poll
             };
