@@ -6,8 +6,8 @@
 //! when a replica dies is published again: consumers record each message id in their inbox in
 //! the same transaction as its effect ([`first_delivery`]), so the copy has no second effect.
 //!
-//! Both tables come from the service's own migration (`outbox`, `inbox`), with the shape in
-//! [`MIGRATION_SQL`].
+//! Both tables come from the service's own migrations (`outbox`, `inbox`), with the shape in
+//! [`MIGRATION_SQL`] and the relay's lease column added by [`CLAIM_MIGRATION_SQL`].
 
 use super::broker::{Broker, Outgoing};
 use crate::db::Prepared;
@@ -28,8 +28,7 @@ CREATE TABLE outbox (
     event_type   TEXT NOT NULL,
     payload      JSONB NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at TIMESTAMPTZ,
-    claimed_until TIMESTAMPTZ
+    published_at TIMESTAMPTZ
 );
 CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
 CREATE TABLE inbox (
@@ -37,6 +36,13 @@ CREATE TABLE inbox (
     event_type   TEXT NOT NULL,
     processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+";
+
+/// The relay's lease on the rows it is publishing (copy into `V<n>__outbox_claim.sql`).
+pub const CLAIM_MIGRATION_SQL: &str = "
+-- The relay claims rows for a lease instead of holding a transaction open while it publishes:
+-- a row is the relay's until `claimed_until`, and another replica's once that has passed.
+ALTER TABLE outbox ADD COLUMN claimed_until TIMESTAMPTZ;
 ";
 
 /// Record `event` for publication, inside the caller's transaction.

@@ -334,7 +334,11 @@ async fn outbox_with(prefix: &str, n: usize) -> deadpool_postgres::Pool {
     pool.get()
         .await
         .expect("conn")
-        .batch_execute(outbox::MIGRATION_SQL)
+        .batch_execute(&format!(
+            "{}{}",
+            outbox::MIGRATION_SQL,
+            outbox::CLAIM_MIGRATION_SQL
+        ))
         .await
         .expect("tables");
     let mut client = pool.get().await.expect("conn");

@@ -19,4 +19,12 @@ mod tests {
             common::messaging::outbox::MIGRATION_SQL.trim()
         );
     }
+
+    #[test]
+    fn the_outbox_claim_migration_is_the_shared_one() {
+        assert_eq!(
+            include_str!("../../migrations/V3__outbox_claim.sql").trim(),
+            common::messaging::outbox::CLAIM_MIGRATION_SQL.trim()
+        );
+    }
 }
