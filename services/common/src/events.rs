@@ -54,12 +54,51 @@ pub struct StockReserved {
 }
 event!(StockReserved, "StockReserved.v1");
 
-/// Inventory could not hold the stock: `reason` is `sold_out`, `limit_reached`,
-/// `unknown_product` or `hold_released` (the reservation was released first).
+/// Why inventory refused to hold a reservation's stock. On the wire (the `StockRejected`
+/// event's `reason`, and the code of sync mode's 409/422 answer) as its snake_case name; a
+/// reason this enum does not know does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// Not enough units left of a product in the cart.
+    SoldOut,
+    /// The hold would take the user past a product's per-user limit.
+    LimitReached,
+    /// A product in the cart does not exist: nothing is held.
+    UnknownProduct,
+    /// The reservation was released (expired) before its hold arrived: nothing is held.
+    HoldReleased,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 4] = [
+        Self::SoldOut,
+        Self::LimitReached,
+        Self::UnknownProduct,
+        Self::HoldReleased,
+    ];
+
+    /// The wire name, which is also sync mode's error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::SoldOut => "sold_out",
+            Self::LimitReached => "limit_reached",
+            Self::UnknownProduct => "unknown_product",
+            Self::HoldReleased => "hold_released",
+        }
+    }
+
+    /// The rejection an error code names, if it names one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+/// Inventory could not hold the stock, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockRejected {
     pub reservation_id: Uuid,
-    pub reason: String,
+    pub reason: Rejection,
 }
 event!(StockRejected, "StockRejected.v1");
 
@@ -89,13 +128,35 @@ pub struct ReservationBound {
 }
 event!(ReservationBound, "ReservationBound.v1");
 
-/// The reservation cannot be paid (`reason`: `reservation_expired`,
-/// `reservation_not_payable`, `not_found`); the order is cancelled.
+/// Why a reservation cannot be bound to an order, as the `ReservationNotPayable` event says
+/// it; the same words as the 404/409 codes of sync mode's `begin-payment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotPayable {
+    /// Unknown, or someone else's.
+    NotFound,
+    /// Past its expiry without an order.
+    ReservationExpired,
+    /// Bound to another order, or in a state that is not paid (sold out, cancelled…).
+    ReservationNotPayable,
+}
+
+impl NotPayable {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::ReservationExpired => "reservation_expired",
+            Self::ReservationNotPayable => "reservation_not_payable",
+        }
+    }
+}
+
+/// The reservation cannot be paid; the order is cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationNotPayable {
     pub order_id: Uuid,
     pub reservation_id: Uuid,
-    pub reason: String,
+    pub reason: NotPayable,
 }
 event!(ReservationNotPayable, "ReservationNotPayable.v1");
 
@@ -173,6 +234,30 @@ mod tests {
             PaymentDeclined::NAME,
         ] {
             assert!(consumed.contains(&name), "{name} has no consumer");
+        }
+    }
+
+    #[test]
+    fn reasons_travel_as_the_codes_of_sync_mode() {
+        for r in Rejection::ALL {
+            let wire = serde_json::to_value(r).expect("json");
+            assert_eq!(wire, serde_json::json!(r.code()));
+            assert_eq!(Rejection::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Rejection::from_code("payment_declined"), None);
+        let unknown: Result<StockRejected, _> = serde_json::from_str(
+            r#"{"reservation_id":"00000000-0000-0000-0000-000000000000","reason":"gone"}"#,
+        );
+        assert!(unknown.is_err(), "an unknown reason does not decode");
+        for n in [
+            NotPayable::NotFound,
+            NotPayable::ReservationExpired,
+            NotPayable::ReservationNotPayable,
+        ] {
+            assert_eq!(
+                serde_json::to_value(n).expect("json"),
+                serde_json::json!(n.code())
+            );
         }
     }
 }

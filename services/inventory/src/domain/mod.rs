@@ -60,6 +60,20 @@ pub enum HoldOutcome {
     UnknownProduct(Uuid),
 }
 
+impl HoldOutcome {
+    /// Why nothing was held, in the words both transports use; `None` when it was held.
+    pub fn rejection(&self) -> Option<common::events::Rejection> {
+        use common::events::Rejection;
+        match self {
+            Self::Held(_) => None,
+            Self::SoldOut => Some(Rejection::SoldOut),
+            Self::LimitReached => Some(Rejection::LimitReached),
+            Self::AlreadyReleased => Some(Rejection::HoldReleased),
+            Self::UnknownProduct(_) => Some(Rejection::UnknownProduct),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HoldAnswer {
     pub reservation_id: Uuid,

@@ -10,7 +10,7 @@
 //! | `PaymentDeclined`      | release                                | nothing                        |
 
 use crate::db::stock::{self, Transition};
-use crate::domain::{HoldItem, HoldOutcome, HoldRequest};
+use crate::domain::{HoldItem, HoldRequest};
 use common::domain::Quantity;
 use common::events::{
     Event, PaymentDeclined, PaymentSucceeded, ReservationExpired, ReservationRequested,
@@ -142,19 +142,15 @@ async fn hold(tx: &Transaction<'_>, req: &HoldRequest) -> Result<bool, HandleErr
         },
     )
     .await?;
-    let reason = match stock::hold_in(tx, req).await? {
-        HoldOutcome::Held(_) => return Ok(true),
-        HoldOutcome::SoldOut => "sold_out",
-        HoldOutcome::LimitReached => "limit_reached",
-        HoldOutcome::UnknownProduct(_) => "unknown_product",
-        HoldOutcome::AlreadyReleased => "hold_released",
+    let Some(reason) = stock::hold_in(tx, req).await?.rejection() else {
+        return Ok(true);
     };
     tx.batch_execute(UNDO_STEP).await?;
     outbox::append(
         tx,
         &StockRejected {
             reservation_id: req.reservation_id,
-            reason: reason.into(),
+            reason,
         },
     )
     .await?;

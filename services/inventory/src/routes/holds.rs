@@ -3,6 +3,7 @@ use crate::domain::{HoldAnswer, HoldOutcome, HoldRequest, HoldState};
 use actix_web::{web, HttpResponse};
 use common::auth::InternalCaller;
 use common::domain::parse_path_id;
+use common::events::Rejection;
 use common::{ApiError, ApiResult};
 use deadpool_postgres::Pool;
 
@@ -17,28 +18,27 @@ pub async fn hold(
             "a hold needs at least one item",
         ));
     }
-    match stock::hold(&pool, &body).await? {
-        HoldOutcome::Held(status) => Ok(HttpResponse::Ok().json(HoldAnswer {
-            reservation_id: body.reservation_id,
-            status,
-        })),
-        HoldOutcome::SoldOut => Err(ApiError::conflict(
-            "sold_out",
-            "not enough stock left for this cart",
-        )),
-        HoldOutcome::LimitReached => Err(ApiError::conflict(
-            "limit_reached",
-            "this would exceed the per-customer limit",
-        )),
-        HoldOutcome::AlreadyReleased => Err(ApiError::conflict(
-            "hold_released",
-            "this reservation was already released",
-        )),
-        HoldOutcome::UnknownProduct(id) => Err(ApiError::unprocessable(
-            "unknown_product",
-            format!("product {id} does not exist"),
-        )),
-    }
+    let outcome = stock::hold(&pool, &body).await?;
+    let message = match &outcome {
+        HoldOutcome::Held(status) => {
+            return Ok(HttpResponse::Ok().json(HoldAnswer {
+                reservation_id: body.reservation_id,
+                status: *status,
+            }))
+        }
+        HoldOutcome::SoldOut => "not enough stock left for this cart".to_string(),
+        HoldOutcome::LimitReached => "this would exceed the per-customer limit".to_string(),
+        HoldOutcome::AlreadyReleased => "this reservation was already released".to_string(),
+        HoldOutcome::UnknownProduct(id) => format!("product {id} does not exist"),
+    };
+    // The code is the rejection's, the same word async mode's StockRejected carries.
+    Err(match outcome.rejection() {
+        Some(Rejection::UnknownProduct) => {
+            ApiError::unprocessable(Rejection::UnknownProduct.code(), message)
+        }
+        Some(rejection) => ApiError::conflict(rejection.code(), message),
+        None => ApiError::Internal(anyhow::anyhow!("a hold that held was answered as refused")),
+    })
 }
 
 fn answer(reservation_id: uuid::Uuid, wanted: HoldState, t: Transition) -> ApiResult<HttpResponse> {

@@ -31,7 +31,7 @@ async fn each_final_event_finishes_a_pending_order() {
     bus.publish(&ReservationNotPayable {
         order_id: expired_order,
         reservation_id: expired,
-        reason: "reservation_expired".into(),
+        reason: common::events::NotPayable::ReservationExpired,
     })
     .await;
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use common::domain::Quantity;
+use common::events::{NotPayable, Rejection};
 use common::ApiError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,6 +49,90 @@ impl Status {
             Self::Confirmed => "CONFIRMED",
             Self::Expired => "EXPIRED",
             Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Where a PENDING reservation goes when inventory refused its hold; `None` when it goes
+    /// nowhere: a hold that arrived after the reservation was released (expired) finds the
+    /// row already final, and the expiry's release stands. The one place this is decided,
+    /// for the sync route's 409/422 and the async handler's `StockRejected` alike.
+    pub fn after(rejection: Rejection) -> Option<Self> {
+        match rejection {
+            Rejection::SoldOut => Some(Self::SoldOut),
+            Rejection::LimitReached => Some(Self::LimitReached),
+            // Nothing is held for a product that does not exist: the reservation is over.
+            Rejection::UnknownProduct => Some(Self::Cancelled),
+            Rejection::HoldReleased => None,
+        }
+    }
+}
+
+/// Whether `order_id` may pay `reservation`, asked once the binding update (RESERVED,
+/// unexpired, unbound or bound to this order, the owner's) did not match, or to answer a
+/// replay. `past_due` is the database's judgement (`expires_at <= now()`), never a
+/// replica's clock. `owner` is checked when the caller names one (async mode's
+/// `OrderPlaced`; sync mode's order checked ownership before it called).
+///
+/// `Ok` when the reservation is bound to this very order already: a replay, answered the
+/// same whatever happened since (the stock stays held for this order, which the sweeper
+/// leaves alone; its saga ends it).
+pub fn payability(
+    reservation: &Reservation,
+    past_due: bool,
+    order_id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<(), Unpayable> {
+    if owner.is_some_and(|user| user != reservation.user_id) {
+        return Err(Unpayable::NotFound);
+    }
+    match reservation.order_id {
+        Some(bound) if bound == order_id => Ok(()),
+        Some(_) => Err(Unpayable::BoundElsewhere),
+        None => match reservation.status {
+            Status::Expired => Err(Unpayable::Expired),
+            Status::Pending | Status::Reserved if past_due => Err(Unpayable::Expired),
+            status => Err(Unpayable::InState(status)),
+        },
+    }
+}
+
+/// Why a reservation cannot be bound to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpayable {
+    /// Unknown, or someone else's.
+    NotFound,
+    /// Past its expiry without an order.
+    Expired,
+    /// Payment began with another order.
+    BoundElsewhere,
+    /// In a status that is not paid.
+    InState(Status),
+}
+
+impl Unpayable {
+    /// The reason async mode's `ReservationNotPayable` carries.
+    pub fn reason(self) -> NotPayable {
+        match self {
+            Self::NotFound => NotPayable::NotFound,
+            Self::Expired => NotPayable::ReservationExpired,
+            Self::BoundElsewhere | Self::InState(_) => NotPayable::ReservationNotPayable,
+        }
+    }
+
+    /// Sync mode's answer to `begin-payment`: the same reason as its code.
+    pub fn into_api_error(self) -> ApiError {
+        let code = self.reason().code();
+        match self {
+            Self::NotFound => ApiError::not_found("reservation"),
+            Self::Expired => ApiError::conflict(code, "the reservation has expired"),
+            Self::BoundElsewhere => ApiError::conflict(
+                code,
+                "payment of this reservation already began with another order",
+            ),
+            Self::InState(status) => ApiError::conflict(
+                code,
+                format!("the reservation is {} and cannot be paid", status.as_str()),
+            ),
         }
     }
 }
@@ -144,6 +229,92 @@ mod tests {
             product_id: Uuid::new_v4(),
             quantity: Quantity::parse(quantity).expect("quantity"),
             price_cents,
+        }
+    }
+
+    fn reservation(status: Status, order_id: Option<Uuid>) -> Reservation {
+        Reservation {
+            id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            cart_id: Uuid::new_v4(),
+            status,
+            items: vec![line(100, 1)],
+            total_cents: 100,
+            // Far in the future by this replica's clock: only `past_due` may say otherwise.
+            expires_at: Utc::now() + chrono::Duration::days(1),
+            order_id,
+        }
+    }
+
+    #[test]
+    fn a_rejected_hold_settles_the_reservation_except_after_a_release() {
+        assert_eq!(Status::after(Rejection::SoldOut), Some(Status::SoldOut));
+        assert_eq!(
+            Status::after(Rejection::LimitReached),
+            Some(Status::LimitReached)
+        );
+        assert_eq!(
+            Status::after(Rejection::UnknownProduct),
+            Some(Status::Cancelled)
+        );
+        assert_eq!(Status::after(Rejection::HoldReleased), None);
+    }
+
+    #[test]
+    fn expiry_is_the_databases_judgement_not_the_replicas_clock() {
+        let r = reservation(Status::Reserved, None);
+        let order = Uuid::new_v4();
+
+        assert_eq!(
+            payability(&r, true, order, None),
+            Err(Unpayable::Expired),
+            "past due by the database, though not by this clock"
+        );
+        assert_eq!(
+            payability(&r, false, order, None),
+            Err(Unpayable::InState(Status::Reserved)),
+            "not past due, yet the binding did not match: a race, not payable now"
+        );
+        assert_eq!(
+            payability(&reservation(Status::Expired, None), false, order, None),
+            Err(Unpayable::Expired)
+        );
+    }
+
+    #[test]
+    fn a_replay_by_the_bound_order_is_payable_and_any_other_order_is_not() {
+        let order = Uuid::new_v4();
+        let bound = reservation(Status::Confirmed, Some(order));
+
+        assert_eq!(payability(&bound, true, order, None), Ok(()));
+        assert_eq!(
+            payability(&bound, false, Uuid::new_v4(), None),
+            Err(Unpayable::BoundElsewhere)
+        );
+        assert_eq!(
+            payability(&bound, false, order, Some(Uuid::new_v4())),
+            Err(Unpayable::NotFound),
+            "someone else's reservation is unknown to them"
+        );
+        assert_eq!(
+            payability(&bound, false, order, Some(bound.user_id)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn both_transports_say_why_in_the_same_words() {
+        for (unpayable, code) in [
+            (Unpayable::NotFound, "not_found"),
+            (Unpayable::Expired, "reservation_expired"),
+            (Unpayable::BoundElsewhere, "reservation_not_payable"),
+            (
+                Unpayable::InState(Status::SoldOut),
+                "reservation_not_payable",
+            ),
+        ] {
+            assert_eq!(unpayable.reason().code(), code);
+            assert_eq!(unpayable.into_api_error().code(), code);
         }
     }
 

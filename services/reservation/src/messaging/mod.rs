@@ -17,10 +17,10 @@
 pub use common::messaging::outbox::RelaySignal;
 
 use crate::db::reservations;
-use crate::domain::Status;
+use crate::domain::{payability, Status, Unpayable};
 use common::changes::Changes;
 use common::events::{
-    Event, EventItem, OrderPlaced, PaymentDeclined, PaymentSucceeded, ReservationBound,
+    Event, EventItem, NotPayable, OrderPlaced, PaymentDeclined, PaymentSucceeded, ReservationBound,
     ReservationNotPayable, ReservationRequested, StockRejected, StockReserved,
 };
 use common::messaging::{outbox, HandleError, Handler, Incoming};
@@ -134,19 +134,10 @@ async fn stock_rejected(
     tx: &Transaction<'_>,
     e: StockRejected,
 ) -> Result<Option<uuid::Uuid>, HandleError> {
-    let to = match e.reason.as_str() {
-        "sold_out" => Status::SoldOut,
-        "limit_reached" => Status::LimitReached,
-        // Nothing is held for a product that does not exist: the reservation is over.
-        "unknown_product" => Status::Cancelled,
+    let Some(to) = Status::after(e.reason) else {
         // Released before the hold arrived: the sweeper expired the row and its
         // ReservationExpired did the release. Nothing left to do.
-        "hold_released" => return Ok(None),
-        other => {
-            return Err(HandleError::Poison(anyhow::anyhow!(
-                "StockRejected with an unknown reason {other:?}"
-            )))
-        }
+        return Ok(None);
     };
     settle(tx, &e.reservation_id, to, "StockRejected").await
 }
@@ -167,13 +158,13 @@ async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), Handle
             .await?;
         }
         Err(reason) => {
-            tracing::info!(order_id = %e.order_id, reservation_id = %e.reservation_id, reason, "order placed on a reservation that cannot be paid");
+            tracing::info!(order_id = %e.order_id, reservation_id = %e.reservation_id, reason = reason.code(), "order placed on a reservation that cannot be paid");
             outbox::append(
                 tx,
                 &ReservationNotPayable {
                     order_id: e.order_id,
                     reservation_id: e.reservation_id,
-                    reason: reason.to_string(),
+                    reason,
                 },
             )
             .await?;
@@ -182,12 +173,12 @@ async fn order_placed(tx: &Transaction<'_>, e: OrderPlaced) -> Result<(), Handle
     Ok(())
 }
 
-/// Bind the order (owner only): `Ok(total_cents)` once it is bound, or why it cannot be,
-/// with the codes of sync mode's `begin-payment`.
+/// Bind the order (owner only): `Ok(total_cents)` once it is bound, or why it cannot be, as
+/// sync mode's `begin-payment` decides it ([`payability`]).
 async fn binding(
     tx: &Transaction<'_>,
     e: &OrderPlaced,
-) -> Result<Result<i64, &'static str>, HandleError> {
+) -> Result<Result<i64, NotPayable>, HandleError> {
     let owner = Some(e.user_id);
     if let Some(bound) =
         reservations::bind_order_in(tx, e.reservation_id, e.order_id, owner).await?
@@ -195,18 +186,13 @@ async fn binding(
         return Ok(Ok(bound.total_cents));
     }
     Ok(match reservations::find_in(tx, e.reservation_id).await? {
-        None => Err("not_found"),
-        Some((r, _)) if r.user_id != e.user_id => Err("not_found"),
+        None => Err(NotPayable::NotFound),
         // Bound to this very order already (another message of the same order, or a bound
         // reservation whose payment has moved on): say so again. Payment charges an order at
         // most once and answers a repeat with the same outcome.
-        Some((r, _)) if r.order_id == Some(e.order_id) => Ok(r.total_cents),
-        Some((r, _)) if r.order_id.is_some() => Err("reservation_not_payable"),
-        Some((r, past_due)) => match r.status {
-            Status::Expired => Err("reservation_expired"),
-            Status::Pending | Status::Reserved if past_due => Err("reservation_expired"),
-            _ => Err("reservation_not_payable"),
-        },
+        Some((r, past_due)) => payability(&r, past_due, e.order_id, owner)
+            .map(|()| r.total_cents)
+            .map_err(Unpayable::reason),
     })
 }
 

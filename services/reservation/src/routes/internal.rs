@@ -1,12 +1,11 @@
 //! The order service's side of a reservation: read it, bind an order to it, then confirm or
 //! cancel it. Every route is idempotent by reservation id and order id, so callers retry.
 
-use super::{expired, not_found};
+use super::not_found;
 use crate::db::reservations;
-use crate::domain::{OrderRequest, Reservation, Status};
+use crate::domain::{payability, OrderRequest, Reservation, Status, Unpayable};
 use crate::peers::{self, Released};
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use common::auth::InternalCaller;
 use common::client::ServiceClient;
 use common::domain::{parse_body_id, parse_path_id};
@@ -60,23 +59,11 @@ pub async fn begin_payment(
     if let Some(bound) = reservations::bind_order(&pool, id, order_id).await? {
         return ok(&bound);
     }
-    let current = reservations::find(&pool, id).await?.ok_or_else(not_found)?;
-    match current.order_id {
-        // A replay: even past `expires_at` the stock stays held for this order, which the
-        // sweeper leaves alone; its saga ends it with confirm or cancel.
-        Some(bound) if bound == order_id => ok(&current),
-        Some(_) => Err(ApiError::conflict(
-            "reservation_not_payable",
-            "payment of this reservation already began with another order",
-        )),
-        None => match current.status {
-            Status::Expired => Err(expired()),
-            Status::Pending | Status::Reserved if current.expires_at <= Utc::now() => {
-                Err(expired())
-            }
-            status => Err(not_payable(status)),
-        },
-    }
+    let (current, past_due) = reservations::find_in(&pool.get().await?, id)
+        .await?
+        .ok_or_else(not_found)?;
+    payability(&current, past_due, order_id, None).map_err(Unpayable::into_api_error)?;
+    ok(&current)
 }
 
 /// Commit the holds at inventory, then CONFIRMED. Only the order bound by `begin-payment`

@@ -9,6 +9,7 @@ use common::auth::AuthUser;
 use common::changes::Changes;
 use common::client::ServiceClient;
 use common::domain::{parse_body_id, parse_path_id};
+use common::events::Rejection;
 use common::messaging::outbox;
 use common::web::IdempotencyHeader;
 use common::{ApiError, ApiResult, Mode};
@@ -65,12 +66,10 @@ pub async fn reserve(
     // at inventory, which is right whether or not the hold landed.
     let (settle_to, rejection) = match peers::hold(&client, &pending).await {
         Ok(()) => (Status::Reserved, None),
-        Err(e) => match final_status(&e) {
-            Some(status) => (status, Some(e)),
+        Err(e) => match rejection_of(&e).map(Status::after) {
+            Some(Some(status)) => (status, Some(e)),
             // The sweeper expired and released this reservation before the hold arrived.
-            None if matches!(e, ApiError::Conflict { .. }) && e.code() == "hold_released" => {
-                return Err(expired())
-            }
+            Some(None) => return Err(expired()),
             None => return Err(e),
         },
     };
@@ -152,13 +151,13 @@ fn answer_again(reservation: Reservation) -> ApiResult<HttpResponse> {
     }
 }
 
-/// The final status a rejected hold puts the reservation in; `None` for anything else.
-fn final_status(e: &ApiError) -> Option<Status> {
-    match (e, e.code()) {
-        (ApiError::Conflict { .. }, "sold_out") => Some(Status::SoldOut),
-        (ApiError::Conflict { .. }, "limit_reached") => Some(Status::LimitReached),
-        // Nothing is held for a product that does not exist: the reservation is over.
-        (ApiError::Unprocessable { .. }, "unknown_product") => Some(Status::Cancelled),
+/// The rejection inventory answered a hold with (its 409/422 code); `None` for any other
+/// error, which leaves the reservation PENDING.
+fn rejection_of(e: &ApiError) -> Option<Rejection> {
+    match e {
+        ApiError::Conflict { .. } | ApiError::Unprocessable { .. } => {
+            Rejection::from_code(e.code())
+        }
         _ => None,
     }
 }

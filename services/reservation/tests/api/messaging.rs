@@ -77,7 +77,7 @@ async fn stock_rejected_settles_a_pending_reservation_in_the_rejection_status() 
         let message = bus
             .publish(&StockRejected {
                 reservation_id: id,
-                reason: reason.into(),
+                reason: common::events::Rejection::from_code(reason).expect("a rejection"),
             })
             .await;
         cases.push((id, message, status));
@@ -198,7 +198,8 @@ async fn an_order_placed_on_a_reservation_that_cannot_be_paid_emits_reservation_
     for _ in 0..expected.len() {
         let refused: ReservationNotPayable = bus.next_event().await;
         assert_eq!(
-            refused.reason, expected[&refused.reservation_id],
+            refused.reason.code(),
+            expected[&refused.reservation_id],
             "reason for {}",
             refused.reservation_id
         );
