@@ -138,15 +138,6 @@ impl ApiError {
             message: message.into(),
         }
     }
-    pub fn payment_declined(order_id: &str) -> Self {
-        let mut extra = serde_json::Map::new();
-        extra.insert("order_id".into(), order_id.into());
-        Self::PaymentRequired {
-            code: "payment_declined".into(),
-            message: "the payment provider declined the charge".into(),
-            extra,
-        }
-    }
     pub fn database_unavailable() -> Self {
         Self::unavailable(
             "database_unavailable",

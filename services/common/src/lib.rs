@@ -30,11 +30,4 @@ pub mod web;
 
 pub use config::{CommonConfig, Mode};
 
-/// Every binary of the suite allocates with jemalloc (docs/performance.md). With glibc's
-/// malloc, the 19 MiB that each argon2 password check allocates stayed resident in the
-/// per-thread arenas after it was freed: a gateway replica sat at about 500 MB RSS after 500
-/// logins. jemalloc gives freed memory back to the system; measured against mimalloc, which
-/// does too, it used less memory per replica and less CPU.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub use error::{ApiError, ApiResult};

@@ -1,3 +1,8 @@
+// jemalloc gives freed memory back to the system; glibc's malloc kept argon2's buffers
+// resident (ARCHITECTURE.md, "jemalloc in every service binary").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use payment::{configuration::Settings, startup::Application};
 
 #[tokio::main]

@@ -143,7 +143,7 @@ async fn give_back(pool: &Pool, peers: &Peers, order: &Order) -> ApiResult<Uuid>
 fn settled(order: &Order) -> ApiResult<Uuid> {
     match order.status {
         OrderStatus::Confirmed => Ok(order.id),
-        OrderStatus::Declined => Err(ApiError::payment_declined(&order.id.to_string())),
+        OrderStatus::Declined => Err(payment_declined(order.id)),
         // An order is cancelled only when its reservation could not be bound to it, which in
         // practice means it expired first.
         OrderStatus::Cancelled => Err(ApiError::conflict(
@@ -158,6 +158,17 @@ fn settled(order: &Order) -> ApiResult<Uuid> {
             "order_pending",
             "the order is still being paid, retry later",
         )),
+    }
+}
+
+/// 402 with the order's id, so a declined shopper can look the order up.
+fn payment_declined(order_id: Uuid) -> ApiError {
+    let mut extra = serde_json::Map::new();
+    extra.insert("order_id".into(), order_id.to_string().into());
+    ApiError::PaymentRequired {
+        code: "payment_declined".into(),
+        message: "the payment provider declined the charge".into(),
+        extra,
     }
 }
 
