@@ -108,7 +108,7 @@ renders = {name: load(name) for name in ["secrets", "sync", "async", "k6", "mana
 
 SERVICES = ["gateway", "inventory", "reservation", "order", "payment"]
 EVENT_SERVICES = ["inventory", "reservation", "order", "payment"]
-SERVICE_SRC = {s: ("gateway/src" if s == "gateway" else f"services/{s}/src") for s in SERVICES}
+SERVICE_SRC = {s: f"services/{s}/src" for s in SERVICES}
 # Custom resources: no Kubernetes schema; checked by check_testrun instead.
 CUSTOM_KINDS = {("k6.io/v1alpha1", "TestRun")}
 HASHED = re.compile(r"^(.+)-[a-z0-9]{10}$")
