@@ -66,15 +66,14 @@ pub async fn within_budget(
     }
 }
 
-/// Run `fut` as if serving a request with `budget` left (for tests and background work that
-/// must hold to one).
-pub async fn scope<F: std::future::Future>(budget: Duration, fut: F) -> F::Output {
-    DEADLINE.scope(Instant::now() + budget, fut).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Run `fut` as if serving a request with `budget` left.
+    async fn scope<F: std::future::Future>(budget: Duration, fut: F) -> F::Output {
+        DEADLINE.scope(Instant::now() + budget, fut).await
+    }
 
     #[test]
     fn a_budget_is_whole_milliseconds_and_capped() {

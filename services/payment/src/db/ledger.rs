@@ -46,17 +46,16 @@ pub async fn record(
         .map_err(ApiError::Internal)
 }
 
-/// Give back the successful charge recorded for `key`, once: answers whether one is (now or
-/// already) refunded, `false` when the key has no successful charge.
-pub async fn refund(pool: &Pool, key: Uuid) -> ApiResult<bool> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt_cached(
+/// Give back the successful charge recorded for `key`, once (a refund again keeps the first
+/// refund's time). A key without a successful charge has nothing to give back.
+pub async fn refund(pool: &Pool, key: Uuid) -> ApiResult<()> {
+    pool.get()
+        .await?
+        .execute_cached(
             "UPDATE provider_charges SET refunded_at = coalesce(refunded_at, now())
-             WHERE idempotency_key = $1 AND outcome = 'SUCCEEDED'
-             RETURNING refunded_at",
+             WHERE idempotency_key = $1 AND outcome = 'SUCCEEDED'",
             &[&key],
         )
         .await?;
-    Ok(row.is_some())
+    Ok(())
 }

@@ -59,46 +59,43 @@ pub async fn create_or_get(
 
 /// Store the provider's outcome unless one is stored already, and answer the stored payment.
 pub async fn settle(pool: &Pool, order_id: Uuid, outcome: Outcome) -> ApiResult<Payment> {
-    let client = pool.get().await?;
-    let updated = client
-        .query_opt_cached(
-            &format!(
-                "UPDATE payments SET status = $2, updated_at = now()
-                 WHERE order_id = $1 AND status = 'PENDING'
-                 RETURNING {COLUMNS}"
-            ),
-            &[&order_id, &outcome.as_str()],
-        )
-        .await?;
-    if let Some(row) = updated {
-        return payment(&row);
-    }
-    // Settled already (by a concurrent caller): answer what is stored.
-    let row = client
-        .query_one_cached(
-            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
-            &[&order_id],
-        )
-        .await?;
-    payment(&row)
+    transition(pool, order_id, PaymentStatus::Pending, outcome.into()).await
 }
 
 /// SUCCEEDED → REFUNDED; answers the stored payment, whatever it is now.
 pub async fn mark_refunded(pool: &Pool, order_id: Uuid) -> ApiResult<Payment> {
+    transition(
+        pool,
+        order_id,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Refunded,
+    )
+    .await
+}
+
+/// `from` → `to` unless the payment has moved on (a concurrent caller did it first, or it
+/// was never `from`), and answer the stored payment either way.
+async fn transition(
+    pool: &Pool,
+    order_id: Uuid,
+    from: PaymentStatus,
+    to: PaymentStatus,
+) -> ApiResult<Payment> {
     let client = pool.get().await?;
     let updated = client
         .query_opt_cached(
             &format!(
-                "UPDATE payments SET status = 'REFUNDED', updated_at = now()
-                 WHERE order_id = $1 AND status = 'SUCCEEDED'
+                "UPDATE payments SET status = $3, updated_at = now()
+                 WHERE order_id = $1 AND status = $2
                  RETURNING {COLUMNS}"
             ),
-            &[&order_id],
+            &[&order_id, &from.as_str(), &to.as_str()],
         )
         .await?;
     if let Some(row) = updated {
         return payment(&row);
     }
+    // A new statement sees the row as the concurrent caller left it.
     let row = client
         .query_one_cached(
             &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),

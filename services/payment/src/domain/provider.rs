@@ -58,9 +58,8 @@ impl Provider {
         ledger::record(&self.ledger, idempotency_key, amount, decision).await
     }
 
-    /// Give back the charge made under `idempotency_key`, once; `false` when there was no
-    /// successful charge to give back.
-    pub async fn refund(&self, idempotency_key: Uuid) -> ApiResult<bool> {
+    /// Give back the charge made under `idempotency_key`, once.
+    pub async fn refund(&self, idempotency_key: Uuid) -> ApiResult<()> {
         ledger::refund(&self.ledger, idempotency_key).await
     }
 }
