@@ -103,9 +103,14 @@ pub struct CommonConfig {
     /// `AMQP_PREFIX`: prefix of every exchange and queue of the suite. Default `flashsale`.
     #[serde(default = "defaults::amqp_prefix")]
     pub amqp_prefix: String,
-    /// `AMQP_PREFETCH`: unacked messages a replica may hold, and handlers run at once. Default 32.
+    /// `AMQP_PREFETCH`: unacked messages a replica may hold. Default 32.
     #[serde(default = "defaults::amqp_prefetch")]
     pub amqp_prefetch: u16,
+    /// `AMQP_BATCH_MAX`: the most messages a consumer handles in one transaction; batches run
+    /// `AMQP_PREFETCH / AMQP_BATCH_MAX` at once per replica. 1 handles each message in a
+    /// transaction of its own. Default 16.
+    #[serde(default = "defaults::amqp_batch_max")]
+    pub amqp_batch_max: u16,
     /// `AMQP_FRAME_MAX`: the largest AMQP frame this replica asks for, in bytes (an `AMQP_URL`
     /// with `?frame_max=` wins); see `messaging::amqp_uri` for why it is memory. Default 8192,
     /// lapin's own floor: a smaller size shrinks the frames on the wire, not its buffers.
@@ -284,6 +289,9 @@ mod defaults {
     }
     pub fn amqp_prefetch() -> u16 {
         32
+    }
+    pub fn amqp_batch_max() -> u16 {
+        16
     }
     pub fn amqp_frame_max() -> u32 {
         8192

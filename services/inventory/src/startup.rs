@@ -48,7 +48,11 @@ impl Application {
                 SERVICE,
                 pool.clone(),
                 relay.clone(),
-                Some(messaging::handler(pool.clone(), relay.clone())),
+                Some(messaging::handler(
+                    pool.clone(),
+                    relay.clone(),
+                    usize::from(common.amqp_batch_max),
+                )),
                 cancel.clone(),
             );
             readiness = runtime.readiness(readiness);

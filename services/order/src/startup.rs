@@ -61,7 +61,11 @@ impl Application {
                 (vec![reconciler], RelaySignal::default())
             }
             Mode::Async => {
-                let handler = messaging::handler(pool.clone(), changes.clone());
+                let handler = messaging::handler(
+                    pool.clone(),
+                    changes.clone(),
+                    usize::from(common.amqp_batch_max),
+                );
                 let runtime = AsyncRuntime::start(
                     &common,
                     SERVICE,

@@ -55,6 +55,7 @@ impl Application {
                     pool.clone(),
                     provider.clone(),
                     relay.clone(),
+                    usize::from(common.amqp_batch_max),
                 )),
                 cancel.clone(),
             );

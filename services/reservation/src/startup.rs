@@ -55,7 +55,12 @@ impl Application {
         let releases = match common.mode {
             Mode::Sync => Releases::Http(client.clone()),
             Mode::Async => {
-                let handler = messaging::handler(pool.clone(), relay.clone(), changes.clone());
+                let handler = messaging::handler(
+                    pool.clone(),
+                    relay.clone(),
+                    changes.clone(),
+                    usize::from(common.amqp_batch_max),
+                );
                 let runtime = AsyncRuntime::start_with_signal(
                     &common,
                     SERVICE,

@@ -5,8 +5,7 @@
 use super::acks::Acks;
 use crate::error::ApiError;
 use crate::events::Event;
-use futures::future::BoxFuture;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicNackOptions, BasicRejectOptions};
 use std::sync::Arc;
@@ -113,9 +112,7 @@ impl From<deadpool_postgres::PoolError> for HandleError {
     }
 }
 
-/// A service's message handler. It must be idempotent (see [`super::outbox::first_delivery`]).
-pub type Handler =
-    Arc<dyn Fn(Incoming) -> BoxFuture<'static, Result<(), HandleError>> + Send + Sync>;
+pub use super::pipeline::Handler;
 
 /// How the consume loop ended.
 pub(crate) enum Ended {
@@ -125,44 +122,69 @@ pub(crate) enum Ended {
     Lost,
 }
 
+/// Consume until cancelled or lost. A one-at-a-time handler runs up to `prefetch` messages at
+/// once; a batching one runs `prefetch / max_batch` batches at once (at least one), each made
+/// of the first delivery to arrive and whatever else has arrived by then, so batches grow with
+/// the load by themselves.
 pub(crate) async fn consume(
     mut consumer: lapin::Consumer,
     channel: lapin::Channel,
     handler: Handler,
-    concurrency: usize,
+    prefetch: usize,
     cancel: CancellationToken,
     lost: impl Fn() -> bool,
 ) -> Ended {
-    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let max_batch = handler.max_batch.max(1);
+    let in_flight = (prefetch.max(1) / max_batch).max(1);
+    let slots = Arc::new(Semaphore::new(in_flight));
     let acks = Acks::new(channel);
     let acks_done = CancellationToken::new();
     let acker = tokio::spawn(acks.clone().run(acks_done.clone().cancelled_owned()));
     let mut check = tokio::time::interval(Duration::from_millis(250));
-    let ended = loop {
-        tokio::select! {
+    let ended = 'consuming: loop {
+        // A free slot first, then the deliveries: what arrives while every slot is busy
+        // makes the next batch.
+        let permit = tokio::select! {
             _ = cancel.cancelled() => break Ended::Cancelled,
-            _ = check.tick() => if lost() { break Ended::Lost },
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
-                    let Ok(permit) = slots.clone().acquire_owned().await else { break Ended::Lost };
-                    acks.received(delivery.delivery_tag);
-                    let (handler, cancel, acks) = (handler.clone(), cancel.clone(), acks.clone());
-                    tokio::spawn(async move {
-                        process(delivery, &handler, &cancel, &acks).await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer failed");
-                    break Ended::Lost;
-                }
-                None => break Ended::Lost,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break Ended::Lost,
             },
+        };
+        let first = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break 'consuming Ended::Cancelled,
+                _ = check.tick() => if lost() { break 'consuming Ended::Lost },
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => break delivery,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer failed");
+                        break 'consuming Ended::Lost;
+                    }
+                    None => break 'consuming Ended::Lost,
+                },
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match consumer.next().now_or_never() {
+                Some(Some(Ok(delivery))) => batch.push(delivery),
+                // Nothing more yet, or the stream failed: the next poll sees the failure.
+                _ => break,
+            }
         }
+        for delivery in &batch {
+            acks.received(delivery.delivery_tag);
+        }
+        let (handler, cancel, acks) = (handler.clone(), cancel.clone(), acks.clone());
+        tokio::spawn(async move {
+            process_batch(batch, &handler, &cancel, &acks).await;
+            drop(permit);
+        });
     };
     // Let the messages in flight finish (and be acked) before the channel goes away; the
     // ones prefetched but not started are returned to the queue when the channel closes.
-    let all = u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX);
+    let all = u32::try_from(in_flight).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await;
     // Then their acks, before the channel closes.
     acks_done.cancel();
@@ -170,8 +192,8 @@ pub(crate) async fn consume(
     ended
 }
 
-async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationToken, acks: &Acks) {
-    let tag = delivery.delivery_tag;
+/// The message as a handler sees it, or `None` (rejected, dead-lettered) without a valid id.
+async fn incoming(delivery: &Delivery, acks: &Acks) -> Option<Incoming> {
     let event_type = delivery
         .properties
         .kind()
@@ -186,19 +208,66 @@ async fn process(delivery: Delivery, handler: &Handler, cancel: &CancellationTok
     let Some(message_id) = message_id else {
         tracing::error!(%event_type, "message without a valid message id: dead-lettered");
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
-        acks.settled(tag);
-        return;
+        acks.settled(delivery.delivery_tag);
+        return None;
     };
-    let incoming = Incoming {
+    Some(Incoming {
         event_type,
         message_id,
         payload: delivery.data.clone(),
         redelivered: delivery.redelivered,
-    };
+    })
+}
+
+/// A batch in one go; if that fails, each of its messages on its own ([`process_one`]).
+async fn process_batch(
+    deliveries: Vec<Delivery>,
+    handler: &Handler,
+    cancel: &CancellationToken,
+    acks: &Acks,
+) {
+    let mut messages = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        if let Some(message) = incoming(&delivery, acks).await {
+            messages.push((delivery, message));
+        }
+    }
+    if messages.len() > 1 {
+        let batch = messages.iter().map(|(_, m)| m.clone()).collect();
+        match (handler.run)(batch).await {
+            Ok(()) => {
+                // Acked only now: the batch's transaction has committed.
+                for (delivery, _) in &messages {
+                    acks.finished(delivery.delivery_tag);
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, size = messages.len(), "batch rolled back: its messages one by one");
+            }
+        }
+    }
+    futures::future::join_all(
+        messages
+            .into_iter()
+            .map(|(delivery, message)| process_one(delivery, message, handler, cancel, acks)),
+    )
+    .await;
+}
+
+async fn process_one(
+    delivery: Delivery,
+    incoming: Incoming,
+    handler: &Handler,
+    cancel: &CancellationToken,
+    acks: &Acks,
+) {
+    let tag = delivery.delivery_tag;
+    let message_id = incoming.message_id;
     let mut pause = Duration::from_millis(50);
     let mut transient = 0;
     loop {
-        match handler(incoming.clone()).await {
+        match (handler.run)(vec![incoming.clone()]).await {
             Ok(()) => {
                 // Acked only now: the handler's transaction (state change, inbox row and
                 // outbox rows) has committed.

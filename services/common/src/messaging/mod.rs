@@ -15,10 +15,12 @@ mod acks;
 mod broker;
 mod consumer;
 pub mod outbox;
+mod pipeline;
 mod topology;
 
 pub use broker::{amqp_uri, Broker, BrokerOptions, Outgoing};
-pub use consumer::{HandleError, Handler, Incoming};
+pub use consumer::{HandleError, Incoming};
+pub use pipeline::{Consume, Effect, Handler};
 pub use topology::{
     dead_letter_queue, declare_topology, delete_topology, events_exchange, queue_name,
 };

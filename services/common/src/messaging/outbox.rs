@@ -76,6 +76,25 @@ pub async fn first_delivery(
     Ok(inserted == 1)
 }
 
+/// [`first_delivery`] for a batch in one statement: the ids of `messages` not processed
+/// before, now recorded as processed inside the handler's transaction.
+pub async fn first_deliveries(
+    tx: &Transaction<'_>,
+    messages: &[super::Incoming],
+) -> Result<std::collections::HashSet<Uuid>, tokio_postgres::Error> {
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    let types: Vec<&str> = messages.iter().map(|m| m.event_type.as_str()).collect();
+    let rows = tx
+        .query_cached(
+            "INSERT INTO inbox (message_id, event_type)
+             SELECT * FROM unnest($1::uuid[], $2::text[])
+             ON CONFLICT DO NOTHING RETURNING message_id",
+            &[&ids, &types],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
 /// Wakes the relay right after a commit that appended rows, so an event leaves within
 /// milliseconds instead of at the next poll.
 #[derive(Clone, Default)]

@@ -97,7 +97,7 @@ fn recording_handler(
     seen: Arc<Mutex<Vec<Incoming>>>,
     fail: Option<fn() -> HandleError>,
 ) -> Handler {
-    Arc::new(move |incoming: Incoming| {
+    Handler::each(move |incoming: Incoming| {
         let seen = seen.clone();
         Box::pin(async move {
             seen.lock().expect("lock").push(incoming.clone());
@@ -555,7 +555,7 @@ async fn deliveries_that_finished_are_acked_while_an_older_one_is_still_handled(
     let release = Arc::new(tokio::sync::Notify::new());
     let handler: Handler = {
         let (seen, release) = (seen.clone(), release.clone());
-        Arc::new(move |incoming: Incoming| {
+        Handler::each(move |incoming: Incoming| {
             let (seen, release) = (seen.clone(), release.clone());
             Box::pin(async move {
                 seen.lock().expect("lock").push(incoming.clone());
@@ -613,7 +613,7 @@ async fn failed_deliveries_between_acked_ones_are_requeued_and_the_rest_come_onc
     let seen = Arc::new(Mutex::new(Vec::<Incoming>::new()));
     let handler: Handler = {
         let seen = seen.clone();
-        Arc::new(move |incoming: Incoming| {
+        Handler::each(move |incoming: Incoming| {
             let seen = seen.clone();
             Box::pin(async move {
                 seen.lock().expect("lock").push(incoming.clone());
@@ -675,7 +675,7 @@ async fn a_transient_failure_is_retried_in_place_without_a_redelivery() {
     let seen = Arc::new(Mutex::new(Vec::<Incoming>::new()));
     let handler: Handler = {
         let seen = seen.clone();
-        Arc::new(move |incoming: Incoming| {
+        Handler::each(move |incoming: Incoming| {
             let seen = seen.clone();
             Box::pin(async move {
                 let attempt = {
@@ -732,7 +732,7 @@ async fn a_failed_delivery_is_requeued_after_a_delay() {
     let seen = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let handler: Handler = {
         let seen = seen.clone();
-        Arc::new(move |_incoming: Incoming| {
+        Handler::each(move |_incoming: Incoming| {
             let seen = seen.clone();
             Box::pin(async move {
                 let attempt = {
@@ -778,3 +778,5 @@ async fn a_failed_delivery_is_requeued_after_a_delay() {
     let _ = task.await;
     cleanup(&prefix).await;
 }
+
+mod pipeline;

@@ -1,6 +1,7 @@
-//! Async mode: the inventory's consumer. Each event is handled in one transaction that
-//! records the message in the inbox (a duplicate has no second effect), changes the stock,
-//! and appends the events it causes to the outbox; the relay is woken after the commit.
+//! Async mode: the inventory's consumer, on the shared skeleton (`common::messaging`): each
+//! event's inbox row (a duplicate has no second effect), its stock change and the events it
+//! causes commit together, with the other messages of its batch; the relay is woken after
+//! the commit.
 //!
 //! | consumes               | does                                   | emits                          |
 //! | ---------------------- | -------------------------------------- | ------------------------------ |
@@ -17,17 +18,52 @@ use common::events::{
     StockRejected, StockReserved,
 };
 use common::messaging::outbox::{self, RelaySignal};
-use common::messaging::{HandleError, Handler, Incoming};
+use common::messaging::{Consume, Effect, HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
-use std::sync::Arc;
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
-/// The handler the inventory's queue is consumed with.
-pub fn handler(pool: Pool, relay: RelaySignal) -> Handler {
-    Arc::new(move |incoming: Incoming| {
-        let (pool, relay) = (pool.clone(), relay.clone());
-        Box::pin(async move { handle(&pool, &relay, &incoming).await })
-    })
+/// The handler the inventory's queue is consumed with, in batches of up to `max_batch`.
+pub fn handler(pool: Pool, relay: RelaySignal, max_batch: usize) -> Handler {
+    Handler::pipeline(Stock, pool, Some(relay), None, max_batch)
+}
+
+/// The stock's part of the consumer skeleton (`common::messaging::Consume`).
+struct Stock;
+
+impl Consume for Stock {
+    type Prepared = Command;
+    /// Every command locks the stock rows of its products, in no order across a batch.
+    const SERIAL_BATCHES: bool = true;
+
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Command, HandleError>> {
+        Box::pin(std::future::ready(command(message)))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        message: &'a Incoming,
+        command: Command,
+    ) -> BoxFuture<'a, Result<Effect, HandleError>> {
+        Box::pin(async move {
+            let appended = match command {
+                Command::Hold(req) => hold(tx, &req).await?,
+                Command::Commit {
+                    reservation_id,
+                    order_id,
+                } => commit(tx, reservation_id, order_id).await?,
+                Command::Release { reservation_id } => {
+                    release(tx, reservation_id, &message.event_type).await?
+                }
+            };
+            Ok(if appended {
+                Effect::APPENDED
+            } else {
+                Effect::NONE
+            })
+        })
+    }
 }
 
 /// What an event asks of the stock, decoded before any database work.
@@ -95,31 +131,6 @@ fn hold_request(event: ReservationRequested) -> Result<HoldRequest, HandleError>
         user_id: event.user_id,
         items,
     })
-}
-
-async fn handle(pool: &Pool, relay: &RelaySignal, incoming: &Incoming) -> Result<(), HandleError> {
-    let command = command(incoming)?;
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
-        tx.commit().await?;
-        return Ok(());
-    }
-    let appended = match command {
-        Command::Hold(req) => hold(&tx, &req).await?,
-        Command::Commit {
-            reservation_id,
-            order_id,
-        } => commit(&tx, reservation_id, order_id).await?,
-        Command::Release { reservation_id } => {
-            release(&tx, reservation_id, &incoming.event_type).await?
-        }
-    };
-    tx.commit().await?;
-    if appended {
-        relay.wake();
-    }
-    Ok(())
 }
 
 /// The savepoint a step's event and its stock change share (see [`hold`]).

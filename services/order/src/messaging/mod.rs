@@ -5,8 +5,9 @@
 //! - `PaymentDeclined` → DECLINED (inventory and the reservation undo on their own copies);
 //! - `ReservationNotPayable` → CANCELLED (the reservation expired or cannot be paid).
 //!
-//! Each message is one transaction: its inbox row (a duplicate stops there), then the
-//! status change; a finished order is then published for the status URL's waiters
+//! On the shared consumer skeleton (`common::messaging`), each message's inbox row (a
+//! duplicate stops there) and its status change commit together, with the rest of its
+//! batch; a finished order is then published for the status URL's waiters
 //! (`common::changes`). An order already final keeps its status: a late or repeated event is a
 //! no-op, acked like any other.
 
@@ -14,9 +15,9 @@ use crate::db::orders;
 use crate::domain::OrderStatus;
 use common::changes::Changes;
 use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationNotPayable};
-use common::messaging::{outbox, HandleError, Handler, Incoming};
-use deadpool_postgres::Pool;
-use std::sync::Arc;
+use common::messaging::{Consume, Effect, HandleError, Handler, Incoming};
+use deadpool_postgres::{Pool, Transaction};
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
 /// A message this service consumes, reduced to what it does: finish order `order_id`.
@@ -60,38 +61,38 @@ impl Finish {
     }
 }
 
-/// The consumer of the order's queue. It appends no events, so it never wakes the relay; an
-/// order it finished is published to `changes` once committed, for the status URL's waiters.
-pub fn handler(pool: Pool, changes: Changes) -> Handler {
-    Arc::new(move |incoming: Incoming| {
-        let (pool, changes) = (pool.clone(), changes.clone());
-        Box::pin(async move {
-            if let Some(finished) = handle(&pool, incoming).await? {
-                changes.publish(finished);
-            }
-            Ok(())
-        })
-    })
+/// The consumer of the order's queue, in batches of up to `max_batch`. It appends no events,
+/// so it never wakes the relay; an order it finished is published to `changes` once
+/// committed, for the status URL's waiters.
+pub fn handler(pool: Pool, changes: Changes, max_batch: usize) -> Handler {
+    Handler::pipeline(Orders, pool, None, Some(changes), max_batch)
 }
 
-/// Handle one message; `Some(id)` when it finished order `id`.
-async fn handle(pool: &Pool, incoming: Incoming) -> Result<Option<Uuid>, HandleError> {
-    let finish = Finish::decode(&incoming)?;
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let mut finished = None;
-    if outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
-        if orders::finish_in(&tx, finish.order_id, finish.status).await? {
-            tracing::info!(order_id = %finish.order_id, reservation_id = %finish.reservation_id, status = finish.status.as_str(), "order finished");
-            finished = Some(finish.order_id);
-        } else {
-            tracing::debug!(order_id = %finish.order_id, event = %incoming.event_type, "order not pending: nothing to do");
-        }
-    } else {
-        tracing::debug!(message_id = %incoming.message_id, event = %incoming.event_type, "duplicate message: no second effect");
+/// The order's part of the consumer skeleton (`common::messaging::Consume`).
+struct Orders;
+
+impl Consume for Orders {
+    type Prepared = Finish;
+
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Finish, HandleError>> {
+        Box::pin(std::future::ready(Finish::decode(message)))
     }
-    tx.commit().await?;
-    Ok(finished)
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        message: &'a Incoming,
+        finish: Finish,
+    ) -> BoxFuture<'a, Result<Effect, HandleError>> {
+        Box::pin(async move {
+            if !orders::finish_in(tx, finish.order_id, finish.status).await? {
+                tracing::debug!(order_id = %finish.order_id, event = %message.event_type, "order not pending: nothing to do");
+                return Ok(Effect::NONE);
+            }
+            tracing::info!(order_id = %finish.order_id, reservation_id = %finish.reservation_id, status = finish.status.as_str(), "order finished");
+            Ok(Effect::changed(Some(finish.order_id)))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! `PaymentSucceeded` or `PaymentDeclined`.
 //!
 //! The charge cannot live inside the handler's transaction: the provider takes its time, and
-//! no transaction or connection is held while it decides. So the order is: a message already
-//! in the inbox is acked at once; otherwise the exactly-once charge of the sync route (keyed
-//! by order id, the provider's ledger keeps the first decision); then one transaction records
-//! the message in the inbox and appends the outcome to the outbox. A redelivery after a crash
+//! no transaction or connection is held while it decides. So the charge is the skeleton's
+//! `prepare` step (`common::messaging::Consume`): a redelivered message already in the inbox
+//! charges nothing; otherwise the exactly-once charge of the sync route (keyed by order id,
+//! the provider's ledger keeps the first decision). Then one transaction, shared with the
+//! rest of the batch, records the message in the inbox and appends the outcome to the outbox. A redelivery after a crash
 //! between the charge and that commit finds the stored charge and emits the same outcome; a
 //! second message for the same order (another message id) charges nothing and repeats the
 //! outcome, which every consumer of it treats as a no-op.
@@ -16,62 +17,108 @@ use crate::domain::{AmountCents, Payment, PaymentStatus};
 use common::db::Prepared;
 use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationBound};
 use common::messaging::outbox::{self, RelaySignal};
-use common::messaging::{HandleError, Handler, Incoming};
+use common::messaging::{Consume, Effect, HandleError, Handler, Incoming};
 use common::ApiError;
-use deadpool_postgres::Pool;
-use std::sync::Arc;
+use deadpool_postgres::{Pool, Transaction};
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
-/// The handler the payment's queue is consumed with.
-pub fn handler(pool: Pool, provider: Provider, relay: RelaySignal) -> Handler {
-    Arc::new(move |incoming: Incoming| {
-        let (pool, provider, relay) = (pool.clone(), provider.clone(), relay.clone());
-        Box::pin(async move { handle(&pool, &provider, &relay, &incoming).await })
-    })
+/// The handler the payment's queue is consumed with, in batches of up to `max_batch`: the
+/// charges of a batch run concurrently, then one transaction records all their outcomes.
+pub fn handler(pool: Pool, provider: Provider, relay: RelaySignal, max_batch: usize) -> Handler {
+    Handler::pipeline(
+        Payments {
+            pool: pool.clone(),
+            provider,
+        },
+        pool,
+        Some(relay),
+        None,
+        max_batch,
+    )
 }
 
-async fn handle(
-    pool: &Pool,
-    provider: &Provider,
-    relay: &RelaySignal,
-    incoming: &Incoming,
-) -> Result<(), HandleError> {
-    if incoming.event_type != ReservationBound::NAME {
-        return Err(HandleError::Poison(anyhow::anyhow!(
-            "payment does not consume {}",
-            incoming.event_type
-        )));
-    }
-    let bound: ReservationBound = incoming.decode()?;
-    let amount = AmountCents::parse(bound.total_cents).map_err(|e| {
-        HandleError::Poison(anyhow::anyhow!("ReservationBound {}: {e}", bound.order_id))
-    })?;
-    if processed(pool, incoming.message_id).await? {
-        return Ok(());
-    }
-    let payment = match charge_once(pool, provider, bound.order_id, bound.user_id, amount).await {
-        Ok(payment) => payment,
-        // Another user or amount for a paid order: no retry can make it payable.
-        Err(e @ ApiError::Conflict { .. }) => {
-            return Err(HandleError::Poison(anyhow::anyhow!(
-                "ReservationBound {}: {e}",
-                bound.order_id
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    };
+/// The payment's part of the consumer skeleton (`common::messaging::Consume`).
+struct Payments {
+    pool: Pool,
+    provider: Provider,
+}
 
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
-        // A copy of this message committed meanwhile (it was charged once, by the ledger).
-        tx.commit().await?;
-        return Ok(());
+/// A bound reservation's charge, decided before the transaction; `None` when the message was
+/// handled before.
+struct Charged {
+    payment: Option<Payment>,
+    reservation_id: Uuid,
+}
+
+impl Consume for Payments {
+    type Prepared = Charged;
+
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Charged, HandleError>> {
+        Box::pin(self.charge(message))
     }
-    append_outcome(&tx, &payment, bound.reservation_id).await?;
-    tx.commit().await?;
-    relay.wake();
-    Ok(())
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        _message: &'a Incoming,
+        charged: Charged,
+    ) -> BoxFuture<'a, Result<Effect, HandleError>> {
+        Box::pin(async move {
+            let Some(payment) = charged.payment else {
+                return Ok(Effect::NONE);
+            };
+            append_outcome(tx, &payment, charged.reservation_id).await?;
+            Ok(Effect::APPENDED)
+        })
+    }
+}
+
+impl Payments {
+    async fn charge(&self, incoming: &Incoming) -> Result<Charged, HandleError> {
+        if incoming.event_type != ReservationBound::NAME {
+            return Err(HandleError::Poison(anyhow::anyhow!(
+                "payment does not consume {}",
+                incoming.event_type
+            )));
+        }
+        let bound: ReservationBound = incoming.decode()?;
+        let amount = AmountCents::parse(bound.total_cents).map_err(|e| {
+            HandleError::Poison(anyhow::anyhow!("ReservationBound {}: {e}", bound.order_id))
+        })?;
+        // Only a redelivery can have been handled before; a copy under the same id that was
+        // not (a relay that published twice) charges nothing either: the ledger keys the
+        // charge by order.
+        if incoming.redelivered && processed(&self.pool, incoming.message_id).await? {
+            return Ok(Charged {
+                payment: None,
+                reservation_id: bound.reservation_id,
+            });
+        }
+        let charged = charge_once(
+            &self.pool,
+            &self.provider,
+            bound.order_id,
+            bound.user_id,
+            amount,
+        )
+        .await;
+        let payment = match charged {
+            Ok(payment) => payment,
+            // Another user or amount for a paid order: no retry can make it payable.
+            Err(e @ ApiError::Conflict { .. }) => {
+                return Err(HandleError::Poison(anyhow::anyhow!(
+                    "ReservationBound {}: {e}",
+                    bound.order_id
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Charged {
+            payment: Some(payment),
+            reservation_id: bound.reservation_id,
+        })
+    }
 }
 
 /// Whether this message id was handled (and its outcome emitted) before.
@@ -84,7 +131,7 @@ async fn processed(pool: &Pool, message_id: Uuid) -> Result<bool, HandleError> {
 }
 
 async fn append_outcome(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     payment: &Payment,
     reservation_id: Uuid,
 ) -> Result<(), HandleError> {

@@ -9,9 +9,10 @@
 //! - `PaymentSucceeded` → CONFIRMED (inventory sells the held units on its own copy);
 //! - `PaymentDeclined` → CANCELLED (inventory releases on its own copy of the event).
 //!
-//! Each message is one transaction: its inbox row (a duplicate stops there), the state
-//! change, the events it causes; then the relay is woken, and a reservation that left
-//! PENDING is published for the status URL's waiters (`common::changes`). A transition that no longer
+//! On the shared consumer skeleton (`common::messaging`), each message's inbox row (a
+//! duplicate stops there), its state change and the events it causes commit together, with
+//! the rest of its batch; then the relay is woken, and a reservation that left PENDING is
+//! published for the status URL's waiters (`common::changes`). A transition that no longer
 //! applies (the row moved on) is a no-op, acked like any other.
 
 pub use common::messaging::outbox::RelaySignal;
@@ -23,9 +24,9 @@ use common::events::{
     Event, EventItem, NotPayable, OrderPlaced, PaymentDeclined, PaymentSucceeded, ReservationBound,
     ReservationNotPayable, ReservationRequested, StockRejected, StockReserved,
 };
-use common::messaging::{outbox, HandleError, Handler, Incoming};
+use common::messaging::{outbox, Consume, Effect, HandleError, Handler, Incoming};
 use deadpool_postgres::{Pool, Transaction};
-use std::sync::Arc;
+use futures::future::BoxFuture;
 
 /// A message this service consumes, decoded.
 #[derive(Debug)]
@@ -55,66 +56,60 @@ impl Consumed {
     }
 }
 
-/// The consumer of the reservation's queue. A reservation its message settled (it left
-/// PENDING) is published to `changes` once committed, for the status URL's waiters.
-pub fn handler(pool: Pool, relay: RelaySignal, changes: Changes) -> Handler {
-    Arc::new(move |incoming: Incoming| {
-        let (pool, relay, changes) = (pool.clone(), relay.clone(), changes.clone());
-        Box::pin(async move {
-            if let Some(settled) = handle(&pool, &relay, incoming).await? {
-                changes.publish(settled);
-            }
-            Ok(())
-        })
-    })
+/// The consumer of the reservation's queue, in batches of up to `max_batch`. A reservation
+/// its message settled (it left PENDING) is published to `changes` once committed, for the
+/// status URL's waiters.
+pub fn handler(pool: Pool, relay: RelaySignal, changes: Changes, max_batch: usize) -> Handler {
+    Handler::pipeline(Reservations, pool, Some(relay), Some(changes), max_batch)
 }
 
-/// Handle one message; `Some(id)` when it settled reservation `id`.
-async fn handle(
-    pool: &Pool,
-    relay: &RelaySignal,
-    incoming: Incoming,
-) -> Result<Option<uuid::Uuid>, HandleError> {
-    let message = Consumed::decode(&incoming)?;
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    if !outbox::first_delivery(&tx, incoming.message_id, &incoming.event_type).await? {
-        tracing::debug!(message_id = %incoming.message_id, event = %incoming.event_type, "duplicate message: no second effect");
-        tx.commit().await?;
-        return Ok(None);
+/// The reservation's part of the consumer skeleton (`common::messaging::Consume`).
+struct Reservations;
+
+impl Consume for Reservations {
+    type Prepared = Consumed;
+
+    fn prepare<'a>(
+        &'a self,
+        message: &'a Incoming,
+    ) -> BoxFuture<'a, Result<Consumed, HandleError>> {
+        Box::pin(std::future::ready(Consumed::decode(message)))
     }
-    let mut settled = None;
-    let appended = match message {
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        _message: &'a Incoming,
+        consumed: Consumed,
+    ) -> BoxFuture<'a, Result<Effect, HandleError>> {
+        Box::pin(apply(tx, consumed))
+    }
+}
+
+/// One message's effect; `changed` when it settled a reservation.
+async fn apply(tx: &Transaction<'_>, message: Consumed) -> Result<Effect, HandleError> {
+    Ok(match message {
         Consumed::StockReserved(e) => {
-            settled = settle(&tx, &e.reservation_id, Status::Reserved, "StockReserved").await?;
-            false
+            Effect::changed(settle(tx, &e.reservation_id, Status::Reserved, "StockReserved").await?)
         }
-        Consumed::StockRejected(e) => {
-            settled = stock_rejected(&tx, e).await?;
-            false
-        }
+        Consumed::StockRejected(e) => Effect::changed(stock_rejected(tx, e).await?),
         Consumed::OrderPlaced(e) => {
-            order_placed(&tx, e).await?;
-            true
+            order_placed(tx, e).await?;
+            Effect::APPENDED
         }
         Consumed::PaymentSucceeded(e) => {
             let confirmed =
-                reservations::mark_confirmed_in(&tx, e.reservation_id, e.order_id).await?;
+                reservations::mark_confirmed_in(tx, e.reservation_id, e.order_id).await?;
             log_late(confirmed.is_none(), &e.reservation_id, "PaymentSucceeded");
-            false
+            Effect::NONE
         }
         Consumed::PaymentDeclined(e) => {
             let cancelled =
-                reservations::cancel_declined_in(&tx, e.reservation_id, e.order_id).await?;
+                reservations::cancel_declined_in(tx, e.reservation_id, e.order_id).await?;
             log_late(cancelled.is_none(), &e.reservation_id, "PaymentDeclined");
-            false
+            Effect::NONE
         }
-    };
-    tx.commit().await?;
-    if appended {
-        relay.wake();
-    }
-    Ok(settled)
+    })
 }
 
 /// PENDING → `to`, answering `Some(id)`; a reservation no longer PENDING (expired by the
