@@ -13,7 +13,7 @@
 //! and async (202 and a status URL that is final at its first poll, seven requests). A run in
 //! which any journey failed is no ceiling of the journey: the command then exits with status 1.
 
-use crate::compare::load;
+use crate::k6::load;
 use crate::report::k6data::{self, Load, Summary};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -494,7 +494,7 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
         Some(path) => path.clone(),
         None => crate::k6::write_scripts(&dir.join("raw/k6"))?,
     };
-    let (cpu_model, cores, _) = crate::compare::procfs::machine();
+    let (cpu_model, cores, _) = crate::procfs::machine();
     let mut ceiling = Ceiling {
         created_at,
         vus: opts.vus,

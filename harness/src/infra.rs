@@ -6,6 +6,7 @@
 //! answer, and prints one line per action, so running it on a machine that is already set up
 //! changes nothing.
 
+use crate::apt::run;
 use anyhow::{bail, Context};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
 /// Ensure everything the suite needs is installed and answering. `flashsale setup` runs this;
 /// `flashsale up` runs it first.
 pub async fn setup() -> anyhow::Result<()> {
-    let mut apt = Apt::default();
+    let mut apt = crate::apt::Apt::default();
 
     let pg_down = !port_answers(POSTGRES_PORT);
     let redis_down = !port_answers(REDIS_PORT);
@@ -169,56 +170,6 @@ fn is_executable(path: &Path) -> bool {
 pub fn nginx_binary() -> anyhow::Result<PathBuf> {
     find_binary("nginx")
         .context("nginx is not installed: run `flashsale setup` (apt-get install nginx)")
-}
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("running {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// apt-get, updated at most once per setup. Installs never start the packaged services (a
-/// `policy-rc.d` answering 101 is in place while apt runs): the harness starts what it needs
-/// itself, and never the system nginx.
-#[derive(Default)]
-pub(crate) struct Apt {
-    updated: bool,
-}
-
-impl Apt {
-    pub(crate) fn install(&mut self, package: &str) -> anyhow::Result<()> {
-        if !self.updated {
-            tracing::info!("apt: apt-get update");
-            run(Command::new("apt-get").arg("update"))?;
-            self.updated = true;
-        }
-        tracing::info!("apt: installing {package}");
-        let policy = Path::new("/usr/sbin/policy-rc.d");
-        let placed = if policy.exists() {
-            false
-        } else {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::write(policy, "#!/bin/sh\n# placed by flashsale setup\nexit 101\n")
-                .context("writing /usr/sbin/policy-rc.d")?;
-            std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
-            true
-        };
-        let result = run(Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive"));
-        if placed {
-            let _ = std::fs::remove_file(policy);
-        }
-        result.with_context(|| format!("installing {package}"))
-    }
 }
 
 async fn connect_admin() -> Result<tokio_postgres::Client, tokio_postgres::Error> {

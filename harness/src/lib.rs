@@ -11,6 +11,7 @@
 //! Architecture invariant: the harness never signals a process it did not start. Every pid
 //! it records comes with the binary it ran, and is signalled only while it still runs it.
 
+pub mod apt;
 pub mod broker;
 pub mod ceiling;
 pub mod chaos;
@@ -21,6 +22,7 @@ pub mod k6;
 pub mod nginx;
 pub mod options;
 pub mod process;
+pub mod procfs;
 pub mod report;
 pub mod seed;
 pub mod state;

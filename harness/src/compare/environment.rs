@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// Collect once, before the first run. A component that cannot be asked says "unknown".
 pub async fn collect(database_url: &str, k6: &Path) -> Environment {
-    let (cpu_model, cores, memory_bytes) = super::procfs::machine();
+    let (cpu_model, cores, memory_bytes) = crate::procfs::machine();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());

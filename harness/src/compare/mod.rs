@@ -11,8 +11,6 @@
 //! stock, so every run sells out from a full stock and the per-user limit starts afresh.
 
 pub mod environment;
-pub mod load;
-pub mod procfs;
 
 use crate::options::SuiteOptions;
 use crate::report::k6data;
@@ -533,10 +531,10 @@ impl ModeRun<'_> {
         let mode = self.mode.as_str();
         let state = suite.state().clone();
         let mut products: Vec<String> = state.products.iter().map(|p| p.id.to_string()).collect();
-        let watched: Vec<load::Watched> = state
+        let watched: Vec<crate::k6::load::Watched> = state
             .processes
             .iter()
-            .map(|p| load::Watched {
+            .map(|p| crate::k6::load::Watched {
                 pid: p.pid,
                 service: p.service.clone(),
                 instance: p.instance.clone(),
@@ -597,7 +595,7 @@ impl ModeRun<'_> {
                 _ => None,
             };
             let (on_start, started) = tokio::sync::oneshot::channel();
-            let load = load::run(load::LoadRun {
+            let load = crate::k6::load::run(crate::k6::load::LoadRun {
                 k6: self.k6,
                 script: self.script,
                 out_dir: &out_dir,
@@ -606,7 +604,7 @@ impl ModeRun<'_> {
                 tag: tag.clone(),
                 services: watched
                     .iter()
-                    .map(|w| load::Watched {
+                    .map(|w| crate::k6::load::Watched {
                         pid: w.pid,
                         service: w.service.clone(),
                         instance: w.instance.clone(),

@@ -663,7 +663,7 @@ fn cpu_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
             .collect();
         Spread::of(&values)
     };
-    crate::compare::procfs::COMPONENTS
+    crate::procfs::COMPONENTS
         .iter()
         .map(|p| (*p, Some(*p)))
         .chain([("all", None)])

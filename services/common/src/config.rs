@@ -103,12 +103,12 @@ pub struct CommonConfig {
     /// `AMQP_PREFIX`: prefix of every exchange and queue of the suite. Default `flashsale`.
     #[serde(default = "defaults::amqp_prefix")]
     pub amqp_prefix: String,
-    /// `AMQP_PREFETCH`: unacked messages a replica may hold. Default 32.
+    /// `AMQP_PREFETCH`: unacked messages a replica may hold. Default 64.
     #[serde(default = "defaults::amqp_prefetch")]
     pub amqp_prefetch: u16,
     /// `AMQP_BATCH_MAX`: the most messages a consumer handles in one transaction; batches run
     /// `AMQP_PREFETCH / AMQP_BATCH_MAX` at once per replica. 1 handles each message in a
-    /// transaction of its own. Default 16.
+    /// transaction of its own. Default 32.
     #[serde(default = "defaults::amqp_batch_max")]
     pub amqp_batch_max: u16,
     /// `AMQP_FRAME_MAX`: the largest AMQP frame this replica asks for, in bytes (an `AMQP_URL`
@@ -288,10 +288,10 @@ mod defaults {
         "flashsale".into()
     }
     pub fn amqp_prefetch() -> u16 {
-        32
+        64
     }
     pub fn amqp_batch_max() -> u16 {
-        16
+        32
     }
     pub fn amqp_frame_max() -> u32 {
         8192

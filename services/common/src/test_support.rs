@@ -342,3 +342,25 @@ pub async fn delete_topology(prefix: &str) {
 pub fn secret() -> String {
     format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
+
+/// A port nothing listens on right now (bound and let go), for an address that must refuse.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// Wait (at most [`PATIENCE`]) until the service at `base` answers `/readyz` with 200.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let last = match http.get(format!("{base}/readyz")).send().await {
+            Ok(res) if res.status() == 200 => return,
+            Ok(res) => res.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        assert!(Instant::now() < deadline, "never ready: {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -310,6 +310,101 @@ pub fn derived_id(scope: &str, parts: &[&[u8]]) -> uuid::Uuid {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &name)
 }
 
+/// A service's running HTTP server with its background loops, as [`serve`] started it.
+pub struct Service {
+    port: u16,
+    server: Server,
+    cancel: CancellationToken,
+    /// Background loops drained on shutdown (the sampler; async mode: broker supervisor,
+    /// outbox relay; the sweeper, the reconciler).
+    tasks: Vec<JoinHandle<()>>,
+    /// Loops that start only when the service runs (the reservation's sweeper).
+    on_run: Vec<Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>>,
+    grace: Duration,
+}
+
+impl Service {
+    /// Start `start` (given the service's token) when the service runs, and drain it with
+    /// the others: a loop that must not run in a service that was only built.
+    pub fn on_run(
+        mut self,
+        start: impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static,
+    ) -> Self {
+        self.on_run.push(Box::new(start));
+        self
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancelling it stops the service as SIGTERM does (tests use it to drain a service).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Serve until SIGTERM/SIGINT or the token, then drain ([`run_until_stopped`]).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut tasks = self.tasks;
+        for start in self.on_run {
+            tasks.push(start(self.cancel.clone()));
+        }
+        run_until_stopped(self.server, self.cancel, tasks, self.grace).await
+    }
+}
+
+/// What every service's server is made of: the JSON fallbacks, the lame-duck and budget
+/// middlewares, the request metrics outermost (so the time they record includes the
+/// others), `/healthz`, `/readyz`, `/metrics`, the extractor configs, then the service's own
+/// `app` (its data and routes) and the JSON 404. Listening on `listener`; a failure to start
+/// cancels `cancel`, so loops already running (the messaging runtime) stop with it.
+#[allow(clippy::too_many_arguments)]
+pub fn serve<F>(
+    service: &'static str,
+    common: &CommonConfig,
+    listener: TcpListener,
+    metrics: &crate::metrics::Metrics,
+    readiness: Readiness,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    app: F,
+) -> anyhow::Result<Service>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let port = listener.local_addr()?.port();
+    let metrics = metrics.middleware();
+    let config = common.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(json_fallbacks())
+            .wrap(actix_web::middleware::from_fn(close_when_draining))
+            .wrap(actix_web::middleware::from_fn(
+                crate::deadline::within_budget,
+            ))
+            .wrap(metrics.clone())
+            .configure(|cfg| configure(cfg, &config, readiness.clone()))
+            .configure(app.clone())
+            .default_service(web::to(not_found))
+    })
+    .workers(common.workers)
+    .keep_alive(KEEP_ALIVE)
+    .disable_signals()
+    .shutdown_timeout(common.shutdown_grace_secs)
+    .listen(listener)
+    .inspect_err(|_| cancel.cancel())?
+    .run();
+    tracing::info!(port, instance = %common.instance_name(service), "listening");
+    Ok(Service {
+        port,
+        server,
+        cancel,
+        tasks,
+        on_run: Vec::new(),
+        grace: Duration::from_secs(common.shutdown_grace_secs),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

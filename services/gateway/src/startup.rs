@@ -9,24 +9,17 @@ use crate::catalog::Catalog;
 use crate::configuration::Settings;
 use crate::domain::PasswordChecker;
 use crate::{db, routes, SERVICE};
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use common::client::ServiceClient;
-use common::web::Readiness;
+use common::web::{Readiness, Service};
 use std::net::TcpListener;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub struct Application {
-    port: u16,
-    server: actix_web::dev::Server,
-    cancel: CancellationToken,
-    /// Background loops drained on shutdown (the metrics task).
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    grace: Duration,
-}
+/// The service, built: `build` answers the running server (`common::web::Service`).
+pub struct Application;
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         let common = settings.common.clone();
         let pool = common::db::setup(
             &common.database_url,
@@ -38,7 +31,6 @@ impl Application {
         let redis = common::cache::pool(&common.redis_url, common.redis_pool_size)?;
         let keys = Keys::new(&common.redis_prefix);
         let listener: TcpListener = common::web::bind(&common)?;
-        let port = listener.local_addr()?.port();
         let readiness = Readiness::default()
             .with_database(pool.clone())
             .with_redis(redis.clone());
@@ -59,51 +51,25 @@ impl Application {
             settings.password_hash,
         )?);
         let pool = web::Data::new(pool);
-        let server_common = common.clone();
         let cancel = CancellationToken::new();
         let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
         let tasks = vec![metrics.spawn(cancel.clone())];
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(common::web::json_fallbacks())
-                .wrap(actix_web::middleware::from_fn(
-                    common::web::close_when_draining,
-                ))
-                .wrap(actix_web::middleware::from_fn(
-                    common::deadline::within_budget,
-                ))
-                // Outermost, so the time it records includes the other middlewares.
-                .wrap(metrics.middleware())
-                .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
-                .app_data(pool.clone())
-                .app_data(catalog.clone())
-                .app_data(carts.clone())
-                .app_data(checker.clone())
-                .app_data(guard.clone())
-                .configure(routes::configure)
-                .default_service(web::to(common::web::not_found))
-        })
-        .workers(common.workers)
-        .keep_alive(common::web::KEEP_ALIVE)
-        .disable_signals()
-        .shutdown_timeout(common.shutdown_grace_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, instance = %common.instance_name(SERVICE), "listening");
-        Ok(Self {
-            port,
-            server,
+        common::web::serve(
+            SERVICE,
+            &common,
+            listener,
+            &metrics,
+            readiness,
             cancel,
             tasks,
-            grace: Duration::from_secs(common.shutdown_grace_secs),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::web::run_until_stopped(self.server, self.cancel, self.tasks, self.grace).await
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(pool.clone())
+                    .app_data(catalog.clone())
+                    .app_data(carts.clone())
+                    .app_data(checker.clone())
+                    .app_data(guard.clone());
+                routes::configure(cfg);
+            },
+        )
     }
 }

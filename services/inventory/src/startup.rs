@@ -4,26 +4,18 @@
 
 use crate::configuration::Settings;
 use crate::{db, messaging, routes, SERVICE};
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use common::messaging::AsyncRuntime;
-use common::web::Readiness;
+use common::web::{Readiness, Service};
 use common::Mode;
 use std::net::TcpListener;
-use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub struct Application {
-    port: u16,
-    server: actix_web::dev::Server,
-    cancel: CancellationToken,
-    /// Background loops drained on shutdown (async mode: broker supervisor, outbox relay).
-    tasks: Vec<JoinHandle<()>>,
-    grace: Duration,
-}
+/// The service, built: `build` answers the running server (`common::web::Service`).
+pub struct Application;
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         let common = settings.common.clone();
         let pool = common::db::setup(
             &common.database_url,
@@ -33,7 +25,6 @@ impl Application {
         )
         .await?;
         let listener: TcpListener = common::web::bind(&common)?;
-        let port = listener.local_addr()?.port();
         let mut readiness = Readiness::default().with_database(pool.clone());
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -59,51 +50,18 @@ impl Application {
             tasks.extend(runtime.tasks);
         }
         let pool = web::Data::new(pool);
-        let server_common = common.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(common::web::json_fallbacks())
-                .wrap(actix_web::middleware::from_fn(
-                    common::web::close_when_draining,
-                ))
-                .wrap(actix_web::middleware::from_fn(
-                    common::deadline::within_budget,
-                ))
-                // Outermost, so the time it records includes the other middlewares.
-                .wrap(metrics.middleware())
-                .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
-                .app_data(pool.clone())
-                .configure(routes::configure)
-                .default_service(web::to(common::web::not_found))
-        })
-        .workers(common.workers)
-        .keep_alive(common::web::KEEP_ALIVE)
-        .disable_signals()
-        .shutdown_timeout(common.shutdown_grace_secs)
-        .listen(listener)
-        // The messaging runtime is already running: stop it rather than leave it behind.
-        .inspect_err(|_| cancel.cancel())?
-        .run();
-        tracing::info!(port, instance = %common.instance_name(SERVICE), "listening");
-        Ok(Self {
-            port,
-            server,
+        common::web::serve(
+            SERVICE,
+            &common,
+            listener,
+            &metrics,
+            readiness,
             cancel,
             tasks,
-            grace: Duration::from_secs(common.shutdown_grace_secs),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Cancelling it stops the service as SIGTERM does (tests use it to drain a service).
-    pub fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::web::run_until_stopped(self.server, self.cancel, self.tasks, self.grace).await
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(pool.clone());
+                routes::configure(cfg);
+            },
+        )
     }
 }

@@ -8,30 +8,21 @@
 use crate::configuration::Settings;
 use crate::domain::peers::Peers;
 use crate::{db, messaging, routes, SERVICE};
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use common::changes::Changes;
 use common::client::ServiceClient;
 use common::messaging::outbox::RelaySignal;
 use common::messaging::AsyncRuntime;
-use common::web::Readiness;
+use common::web::{Readiness, Service};
 use common::Mode;
 use std::net::TcpListener;
-use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub struct Application {
-    port: u16,
-    server: actix_web::dev::Server,
-    cancel: CancellationToken,
-    grace: Duration,
-    /// The background loops, already running: the reconciler (sync) or the broker
-    /// supervisor and the outbox relay (async).
-    tasks: Vec<JoinHandle<()>>,
-}
+/// The service, built: `build` answers the running server (`common::web::Service`).
+pub struct Application;
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         let common = settings.common.clone();
         let pool = common::db::setup(
             &common.database_url,
@@ -41,7 +32,6 @@ impl Application {
         )
         .await?;
         let listener: TcpListener = common::web::bind(&common)?;
-        let port = listener.local_addr()?.port();
         let mut readiness = Readiness::default().with_database(pool.clone());
         let peers = Peers::new(ServiceClient::new(&common)?);
         let cancel = CancellationToken::new();
@@ -83,55 +73,24 @@ impl Application {
         let peers = web::Data::new(peers);
         let changes = web::Data::new(changes);
         let pool = web::Data::new(pool);
-        let server_common = common.clone();
         let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
         tasks.push(metrics.spawn(cancel.clone()));
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(common::web::json_fallbacks())
-                .wrap(actix_web::middleware::from_fn(
-                    common::web::close_when_draining,
-                ))
-                .wrap(actix_web::middleware::from_fn(
-                    common::deadline::within_budget,
-                ))
-                // Outermost, so the time it records includes the other middlewares.
-                .wrap(metrics.middleware())
-                .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
-                .app_data(pool.clone())
-                .app_data(peers.clone())
-                .app_data(mode.clone())
-                .app_data(relay.clone())
-                .app_data(changes.clone())
-                .configure(routes::configure)
-                .default_service(web::to(common::web::not_found))
-        })
-        .workers(common.workers)
-        .keep_alive(common::web::KEEP_ALIVE)
-        .disable_signals()
-        .shutdown_timeout(common.shutdown_grace_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, instance = %common.instance_name(SERVICE), "listening");
-        Ok(Self {
-            port,
-            server,
+        common::web::serve(
+            SERVICE,
+            &common,
+            listener,
+            &metrics,
+            readiness,
             cancel,
-            grace: Duration::from_secs(common.shutdown_grace_secs),
             tasks,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Cancelling it stops the service as SIGTERM does (tests stop their instance with it).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        common::web::run_until_stopped(self.server, self.cancel, self.tasks, self.grace).await
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(pool.clone())
+                    .app_data(peers.clone())
+                    .app_data(mode.clone())
+                    .app_data(relay.clone())
+                    .app_data(changes.clone());
+                routes::configure(cfg);
+            },
+        )
     }
 }

@@ -10,32 +10,21 @@ use crate::messaging::{self, RelaySignal};
 use crate::routes::ReservationTtl;
 use crate::sweeper::Releases;
 use crate::{db, routes, sweeper, SERVICE};
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use common::changes::Changes;
 use common::client::ServiceClient;
 use common::messaging::AsyncRuntime;
-use common::web::Readiness;
+use common::web::{Readiness, Service};
 use common::Mode;
-use deadpool_postgres::Pool;
 use std::net::TcpListener;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub struct Application {
-    port: u16,
-    server: actix_web::dev::Server,
-    cancel: CancellationToken,
-    grace: Duration,
-    pool: Pool,
-    releases: Releases,
-    sweep_interval: Duration,
-    /// Async mode: the broker supervisor and the outbox relay, already running.
-    tasks: Vec<JoinHandle<()>>,
-}
+/// The service, built: `build` answers the running server (`common::web::Service`).
+pub struct Application;
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         let common = settings.common.clone();
         let pool = common::db::setup(
             &common.database_url,
@@ -46,7 +35,6 @@ impl Application {
         .await?;
         let client = ServiceClient::new(&common)?;
         let listener: TcpListener = common::web::bind(&common)?;
-        let port = listener.local_addr()?.port();
         let mut readiness = Readiness::default().with_database(pool.clone());
         let cancel = CancellationToken::new();
         let relay = RelaySignal::default();
@@ -81,69 +69,30 @@ impl Application {
         let pool_data = web::Data::new(pool.clone());
         let client_data = web::Data::new(client.clone());
         let ttl = web::Data::new(ReservationTtl(settings.reservation_ttl_secs));
-        let server_common = common.clone();
         let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
         tasks.push(metrics.spawn(cancel.clone()));
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(common::web::json_fallbacks())
-                .wrap(actix_web::middleware::from_fn(
-                    common::web::close_when_draining,
-                ))
-                .wrap(actix_web::middleware::from_fn(
-                    common::deadline::within_budget,
-                ))
-                // Outermost, so the time it records includes the other middlewares.
-                .wrap(metrics.middleware())
-                .configure(|cfg| common::web::configure(cfg, &server_common, readiness.clone()))
-                .app_data(pool_data.clone())
-                .app_data(client_data.clone())
-                .app_data(ttl.clone())
-                .app_data(mode.clone())
-                .app_data(relay.clone())
-                .app_data(changes.clone())
-                .configure(routes::configure)
-                .default_service(web::to(common::web::not_found))
-        })
-        .workers(common.workers)
-        .keep_alive(common::web::KEEP_ALIVE)
-        .disable_signals()
-        .shutdown_timeout(common.shutdown_grace_secs)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, instance = %common.instance_name(SERVICE), "listening");
-        Ok(Self {
-            port,
-            server,
+        common::web::serve(
+            SERVICE,
+            &common,
+            listener,
+            &metrics,
+            readiness,
             cancel,
-            grace: Duration::from_secs(common.shutdown_grace_secs),
-            pool,
-            releases,
-            sweep_interval: Duration::from_millis(settings.sweep_interval_ms),
             tasks,
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(pool_data.clone())
+                    .app_data(client_data.clone())
+                    .app_data(ttl.clone())
+                    .app_data(mode.clone())
+                    .app_data(relay.clone())
+                    .app_data(changes.clone());
+                routes::configure(cfg);
+            },
+        )
+        .map(|service| {
+            let interval = Duration::from_millis(settings.sweep_interval_ms);
+            // The sweeper expires and releases only while the service runs.
+            service.on_run(move |cancel| sweeper::spawn(pool, releases, interval, cancel))
         })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Cancelling it stops the service as SIGTERM does (tests stop their instance with it).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
-    /// Serve, sweep (and in async mode consume and relay) until SIGTERM/SIGINT, then drain
-    /// them all.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let sweeper = sweeper::spawn(
-            self.pool,
-            self.releases,
-            self.sweep_interval,
-            self.cancel.clone(),
-        );
-        let mut tasks = self.tasks;
-        tasks.push(sweeper);
-        common::web::run_until_stopped(self.server, self.cancel, tasks, self.grace).await
     }
 }

@@ -6,8 +6,8 @@
 //! when a replica dies is published again: consumers record each message id in their inbox in
 //! the same transaction as its effect ([`first_delivery`]), so the copy has no second effect.
 //!
-//! Both tables come from the service's own migrations (`outbox`, `inbox`), with the shape in
-//! [`MIGRATION_SQL`] and the relay's lease column added by [`CLAIM_MIGRATION_SQL`].
+//! Both tables (`outbox`, `inbox`) and the relay's lease column come from the migrations here,
+//! which each service adds to its own ([`with_migrations`]).
 
 use super::broker::{Broker, Outgoing};
 use crate::db::Prepared;
@@ -20,30 +20,34 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// The tables every service's migration creates (copy into `V<n>__messaging.sql`).
-pub const MIGRATION_SQL: &str = "
-CREATE TABLE outbox (
-    id           BIGSERIAL PRIMARY KEY,
-    message_id   UUID NOT NULL UNIQUE,
-    event_type   TEXT NOT NULL,
-    payload      JSONB NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at TIMESTAMPTZ
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-CREATE TABLE inbox (
-    message_id   UUID PRIMARY KEY,
-    event_type   TEXT NOT NULL,
-    processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-";
+/// The outbox and inbox tables, the migration every consuming service runs
+/// ([`with_migrations`]).
+pub const MIGRATION_SQL: &str = include_str!("../../migrations/messaging.sql");
 
-/// The relay's lease on the rows it is publishing (copy into `V<n>__outbox_claim.sql`).
-pub const CLAIM_MIGRATION_SQL: &str = "
--- The relay claims rows for a lease instead of holding a transaction open while it publishes:
--- a row is the relay's until `claimed_until`, and another replica's once that has passed.
-ALTER TABLE outbox ADD COLUMN claimed_until TIMESTAMPTZ;
-";
+/// The relay's lease on the rows it is publishing, the migration after [`MIGRATION_SQL`].
+pub const CLAIM_MIGRATION_SQL: &str = include_str!("../../migrations/outbox_claim.sql");
+
+/// A service's own migrations (`embedded`) with the two shared ones added as versions
+/// `messaging` ([`MIGRATION_SQL`], `V<messaging>__messaging`) and `claim`
+/// ([`CLAIM_MIGRATION_SQL`], `V<claim>__outbox_claim`), in version order. The service's own
+/// folder leaves those versions free; a version taken twice is a bug, caught at start.
+pub fn with_migrations(embedded: refinery::Runner, messaging: u32, claim: u32) -> refinery::Runner {
+    let mut all = embedded.get_migrations().clone();
+    for (version, name, sql) in [
+        (messaging, "messaging", MIGRATION_SQL),
+        (claim, "outbox_claim", CLAIM_MIGRATION_SQL),
+    ] {
+        assert!(
+            all.iter().all(|m| m.version() != version),
+            "migration V{version} is taken by the service's own folder"
+        );
+        let migration = refinery::Migration::unapplied(&format!("V{version}__{name}"), sql)
+            .expect("the shared migrations are well named");
+        all.push(migration);
+    }
+    all.sort_by_key(|m| m.version());
+    refinery::Runner::new(&all)
+}
 
 /// Record `event` for publication, inside the caller's transaction.
 pub async fn append<E: Event>(
@@ -263,4 +267,39 @@ pub fn relay(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own() -> refinery::Runner {
+        refinery::Runner::new(&[
+            refinery::Migration::unapplied("V1__own", "SELECT 1").expect("V1"),
+            refinery::Migration::unapplied("V3__more", "SELECT 3").expect("V3"),
+        ])
+    }
+
+    #[test]
+    fn the_shared_migrations_join_a_services_own_in_version_order() {
+        let runner = with_migrations(own(), 2, 4);
+        let names: Vec<String> = runner
+            .get_migrations()
+            .iter()
+            .map(|m| format!("V{}__{}", m.version(), m.name()))
+            .collect();
+        assert_eq!(
+            names,
+            ["V1__own", "V2__messaging", "V3__more", "V4__outbox_claim"]
+        );
+        let sql: Vec<_> = runner.get_migrations().iter().map(|m| m.sql()).collect();
+        assert_eq!(sql[1], Some(MIGRATION_SQL));
+        assert_eq!(sql[3], Some(CLAIM_MIGRATION_SQL));
+    }
+
+    #[test]
+    #[should_panic(expected = "migration V3 is taken")]
+    fn a_version_the_service_uses_itself_is_refused() {
+        let _ = with_migrations(own(), 2, 3);
+    }
 }

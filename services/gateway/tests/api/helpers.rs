@@ -10,7 +10,6 @@ use gateway::startup::Application;
 use rand::RngCore;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_postgres::NoTls;
@@ -77,14 +76,6 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
 }
 
 fn test_common(
@@ -160,7 +151,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             }
         }
     } else {
-        common.upstream_url = format!("http://127.0.0.1:{}", free_port());
+        common.upstream_url = format!("http://127.0.0.1:{}", common::test_support::free_port());
     }
 
     let mut settings = Settings::new(common).with_catalog_cache_ms(setup.catalog_cache_ms);
@@ -462,7 +453,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     pub async fn start() -> Self {
         let mut redis = Self {
-            port: free_port(),
+            port: common::test_support::free_port(),
             child: None,
         };
         redis.restart().await;

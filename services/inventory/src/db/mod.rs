@@ -1,31 +1,14 @@
 //! The inventory's tables: `stock`, `holds`, `released_reservations`, `user_units`, and in
-//! async mode `outbox` and `inbox` (`V2__messaging.sql`).
+//! async mode `outbox` and `inbox` (`common::messaging`).
 
 pub mod migrations {
     refinery::embed_migrations!("migrations");
 
+    /// This service's migrations with the shared outbox and inbox (`common::messaging`) as
+    /// V2 and the relay's lease as V4.
     pub fn runner() -> refinery::Runner {
-        migrations::runner()
+        common::messaging::outbox::with_migrations(migrations::runner(), 2, 4)
     }
 }
 
 pub mod stock;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_messaging_migration_is_the_shared_outbox_and_inbox() {
-        assert_eq!(
-            include_str!("../../migrations/V2__messaging.sql").trim(),
-            common::messaging::outbox::MIGRATION_SQL.trim()
-        );
-    }
-
-    #[test]
-    fn the_outbox_claim_migration_is_the_shared_one() {
-        assert_eq!(
-            include_str!("../../migrations/V4__outbox_claim.sql").trim(),
-            common::messaging::outbox::CLAIM_MIGRATION_SQL.trim()
-        );
-    }
-}

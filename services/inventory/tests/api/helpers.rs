@@ -194,15 +194,7 @@ impl TestApp {
     /// `/readyz` answers 200: the database answers and the broker is connected (its topology
     /// declared).
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let (status, body) = self.get("/readyz").await;
-            if status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "never ready: {body}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::test_support::wait_ready(&self.http, &self.base).await;
     }
 
     /// A connection to this test's exchange that observes the events the inventory emits.

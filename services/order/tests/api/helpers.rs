@@ -33,14 +33,6 @@ pub struct Reservation {
     pub pool: Pool,
 }
 
-/// A local port with nothing listening on it.
-fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn test_common() -> CommonConfig {
     let prefix = format!("t_ord_{}", &Uuid::new_v4().simple().to_string()[..8]);
     CommonConfig {
@@ -51,7 +43,7 @@ fn test_common() -> CommonConfig {
         amqp_url: AMQP.into(),
         workers: 1,
         db_pool_size: 4,
-        upstream_url: format!("http://127.0.0.1:{}", unused_port()),
+        upstream_url: format!("http://127.0.0.1:{}", common::test_support::free_port()),
         upstream_timeout_ms: 1000,
         token_secret: common::test_support::secret(),
         internal_key: common::test_support::secret(),
@@ -99,7 +91,7 @@ pub async fn spawn_async_app_with_reservation(reservation_mode: Mode) -> TestApp
     .await
     .expect("start the reservation service");
     settings.common.upstream_url = format!("http://127.0.0.1:{}", reservation.port());
-    let reservation_shutdown = reservation.shutdown_token();
+    let reservation_shutdown = reservation.cancel_token();
     tokio::spawn(reservation.run_until_stopped());
     let pool = common::db::pool(
         &common::db::database_url(
@@ -128,7 +120,7 @@ async fn start(settings: Settings, reservation: Option<Reservation>) -> TestApp 
         .await
         .expect("the order service starts");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = vec![app.shutdown_token()];
+    let shutdown = vec![app.cancel_token()];
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -245,19 +237,7 @@ impl TestApp {
 
     /// Wait until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let ready = self
-                .http
-                .get(format!("{}/readyz", self.address))
-                .send()
-                .await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the service never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::test_support::wait_ready(&self.http, &self.address).await;
     }
 
     pub fn amqp_prefix(&self) -> &str {

@@ -8,7 +8,7 @@ use common::{CommonConfig, Mode};
 use payment::configuration::Settings;
 use payment::startup::Application;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
@@ -191,15 +191,7 @@ impl TestApp {
     /// `/readyz` answers 200: the database answers and the broker is connected (its topology
     /// declared).
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let (status, body) = self.get("/readyz").await;
-            if status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "never ready: {body}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::test_support::wait_ready(&self.http, &self.address).await;
     }
 
     /// A connection to this test's exchange that observes the events payment emits.

@@ -3,28 +3,11 @@
 pub mod migrations {
     refinery::embed_migrations!("migrations");
 
+    /// This service's migrations with the shared outbox and inbox (`common::messaging`) as
+    /// V2 and the relay's lease as V3.
     pub fn runner() -> refinery::Runner {
-        migrations::runner()
+        common::messaging::outbox::with_migrations(migrations::runner(), 2, 3)
     }
 }
 
 pub mod reservations;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_messaging_migration_is_the_shared_outbox_and_inbox() {
-        assert_eq!(
-            include_str!("../../migrations/V2__messaging.sql").trim(),
-            common::messaging::outbox::MIGRATION_SQL.trim()
-        );
-    }
-
-    #[test]
-    fn the_outbox_claim_migration_is_the_shared_one() {
-        assert_eq!(
-            include_str!("../../migrations/V3__outbox_claim.sql").trim(),
-            common::messaging::outbox::CLAIM_MIGRATION_SQL.trim()
-        );
-    }
-}

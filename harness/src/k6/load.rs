@@ -4,7 +4,7 @@
 //! starved. The same loop samples the services' processes (`harness.lp`), a fallback for the
 //! report when the services wrote no metrics of their own.
 
-use super::procfs::{self, ComponentMeter, CpuMeter};
+use crate::procfs::{self, ComponentMeter, CpuMeter};
 use crate::report::k6data::{Load, LoadSample, LOAD_FILE, SERIES_FILE, SUMMARY_FILE};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
