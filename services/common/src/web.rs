@@ -356,24 +356,26 @@ impl Service {
 /// What every service's server is made of: the JSON fallbacks, the lame-duck and budget
 /// middlewares, the request metrics outermost (so the time they record includes the
 /// others), `/healthz`, `/readyz`, `/metrics`, the extractor configs, then the service's own
-/// `app` (its data and routes) and the JSON 404. Listening on `listener`; a failure to start
-/// cancels `cancel`, so loops already running (the messaging runtime) stop with it.
-#[allow(clippy::too_many_arguments)]
+/// `app` (its data and routes) and the JSON 404. Listening on `listener`, with the service's
+/// metrics sampler added to `tasks`; a failure to start cancels `cancel`, so loops already
+/// running (the messaging runtime) stop with it.
 pub fn serve<F>(
     service: &'static str,
     common: &CommonConfig,
     listener: TcpListener,
-    metrics: &crate::metrics::Metrics,
     readiness: Readiness,
     cancel: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    mut tasks: Vec<JoinHandle<()>>,
     app: F,
 ) -> anyhow::Result<Service>
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     let port = listener.local_addr()?.port();
-    let metrics = metrics.middleware();
+    let sampler =
+        crate::metrics::Metrics::from_env(service, common).inspect_err(|_| cancel.cancel())?;
+    tasks.push(sampler.spawn(cancel.clone()));
+    let metrics = sampler.middleware();
     let config = common.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

@@ -52,13 +52,11 @@ impl Application {
         )?);
         let pool = web::Data::new(pool);
         let cancel = CancellationToken::new();
-        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
-        let tasks = vec![metrics.spawn(cancel.clone())];
+        let tasks = Vec::new();
         common::web::serve(
             SERVICE,
             &common,
             listener,
-            &metrics,
             readiness,
             cancel,
             tasks,

@@ -28,8 +28,6 @@ impl Application {
         let mut readiness = Readiness::default().with_database(pool.clone());
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
-        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
-        tasks.push(metrics.spawn(cancel.clone()));
         if common.mode == Mode::Async {
             // Connects in the background: the service starts (and reports not ready) while
             // RabbitMQ is away.
@@ -54,7 +52,6 @@ impl Application {
             SERVICE,
             &common,
             listener,
-            &metrics,
             readiness,
             cancel,
             tasks,

@@ -73,13 +73,10 @@ impl Application {
         let peers = web::Data::new(peers);
         let changes = web::Data::new(changes);
         let pool = web::Data::new(pool);
-        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
-        tasks.push(metrics.spawn(cancel.clone()));
         common::web::serve(
             SERVICE,
             &common,
             listener,
-            &metrics,
             readiness,
             cancel,
             tasks,

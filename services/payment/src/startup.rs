@@ -31,8 +31,6 @@ impl Application {
         let provider = Provider::new(&settings, pool.clone());
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
-        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
-        tasks.push(metrics.spawn(cancel.clone()));
         if common.mode == Mode::Async {
             // Connects in the background: the service starts (and reports not ready) while
             // RabbitMQ is away.
@@ -59,7 +57,6 @@ impl Application {
             SERVICE,
             &common,
             listener,
-            &metrics,
             readiness,
             cancel,
             tasks,

@@ -69,13 +69,10 @@ impl Application {
         let pool_data = web::Data::new(pool.clone());
         let client_data = web::Data::new(client.clone());
         let ttl = web::Data::new(ReservationTtl(settings.reservation_ttl_secs));
-        let metrics = common::metrics::Metrics::from_env(SERVICE, &common)?;
-        tasks.push(metrics.spawn(cancel.clone()));
         common::web::serve(
             SERVICE,
             &common,
             listener,
-            &metrics,
             readiness,
             cancel,
             tasks,

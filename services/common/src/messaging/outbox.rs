@@ -4,7 +4,7 @@
 //! [`relay`] claims unsent rows for a lease (`FOR UPDATE SKIP LOCKED`, so replicas share the
 //! work), publishes them with publisher confirms outside any transaction and marks them sent. A row published but not yet marked
 //! when a replica dies is published again: consumers record each message id in their inbox in
-//! the same transaction as its effect ([`first_delivery`]), so the copy has no second effect.
+//! the same transaction as its effect ([`first_deliveries`]), so the copy has no second effect.
 //!
 //! Both tables (`outbox`, `inbox`) and the relay's lease column come from the migrations here,
 //! which each service adds to its own ([`with_migrations`]).
@@ -64,24 +64,9 @@ pub async fn append<E: Event>(
     Ok(message_id)
 }
 
-/// Record that message `message_id` is being processed, inside the handler's transaction.
-/// `false` means it was processed before (a redelivery or a duplicate): do nothing.
-pub async fn first_delivery(
-    tx: &Transaction<'_>,
-    message_id: Uuid,
-    event_type: &str,
-) -> Result<bool, tokio_postgres::Error> {
-    let inserted = tx
-        .execute_cached(
-            "INSERT INTO inbox (message_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&message_id, &event_type],
-        )
-        .await?;
-    Ok(inserted == 1)
-}
-
-/// [`first_delivery`] for a batch in one statement: the ids of `messages` not processed
-/// before, now recorded as processed inside the handler's transaction.
+/// Record that `messages` are being processed, inside the handler's transaction, in one
+/// statement: answers the ids not processed before (the others are redeliveries or
+/// duplicates: do nothing for them).
 pub async fn first_deliveries(
     tx: &Transaction<'_>,
     messages: &[super::Incoming],

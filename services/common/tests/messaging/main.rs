@@ -361,15 +361,18 @@ async fn count(pool: &deadpool_postgres::Pool, sql: &str) -> i64 {
 }
 
 async fn drop_outbox(pool: deadpool_postgres::Pool, prefix: &str) {
+    drop_database(pool, &format!("{prefix}_outbox")).await;
+}
+
+/// Close `pool` and drop its database `name`.
+async fn drop_database(pool: deadpool_postgres::Pool, name: &str) {
     drop(pool);
     let (client, conn) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls)
         .await
         .expect("pg");
     tokio::spawn(conn);
     let _ = client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{prefix}_outbox\" WITH (FORCE)"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await;
 }
 

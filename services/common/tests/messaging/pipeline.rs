@@ -1,7 +1,9 @@
 //! The shared consumer skeleton (`Handler::pipeline`): batches share one transaction, and a
 //! batch that fails leaves each of its messages applied exactly once.
 
-use super::{bound, cleanup, options, prefix, until, until_depth, wait_connected, PG};
+use super::{
+    bound, cleanup, drop_database, options, prefix, until, until_depth, wait_connected, PG,
+};
 use common::events::{Event, ReservationBound};
 use common::messaging::{
     dead_letter_queue, outbox, Broker, Consume, Effect, HandleError, Handler, Incoming,
@@ -60,19 +62,6 @@ async fn database(prefix: &str) -> Pool {
         .await
         .expect("tables");
     pool
-}
-
-async fn drop_database(pool: Pool, prefix: &str) {
-    drop(pool);
-    let (client, conn) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls)
-        .await
-        .expect("pg");
-    tokio::spawn(conn);
-    let _ = client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{prefix}_pipeline\" WITH (FORCE)"
-        ))
-        .await;
 }
 
 /// Wait (at most 15 s) until `want` distinct messages are applied.
@@ -168,7 +157,7 @@ async fn a_backlog_is_handled_in_batches_each_message_once() {
     cancel.cancel();
     let _ = tasks.await;
     cleanup(&prefix).await;
-    drop_database(pool, &prefix).await;
+    drop_database(pool, &format!("{prefix}_pipeline")).await;
 }
 
 #[tokio::test]
@@ -236,5 +225,5 @@ async fn a_failing_message_rolls_its_batch_back_and_only_it_ends_dead_lettered()
     cancel.cancel();
     let _ = tasks.await;
     cleanup(&prefix).await;
-    drop_database(pool, &prefix).await;
+    drop_database(pool, &format!("{prefix}_pipeline")).await;
 }
