@@ -655,8 +655,8 @@ def check_testrun():
     kinds = [k for k in ("configMap", "volumeClaim", "localFile") if k in script]
     if len(kinds) != 1:
         fail(f"{where}: spec.script needs exactly one of configMap, volumeClaim, localFile")
-    summary_file = re.search(r'SUMMARY_FILE: &str = "([^"]+)"', read("harness/src/report/k6data.rs")).group(1)
-    series_file = re.search(r'SERIES_FILE: &str = "([^"]+)"', read("harness/src/report/k6data.rs")).group(1)
+    summary_file = re.search(r'SUMMARY_FILE: &str = "([^"]+)"', read("harness/src/rundata/k6.rs")).group(1)
+    series_file = re.search(r'SERIES_FILE: &str = "([^"]+)"', read("harness/src/rundata/k6.rs")).group(1)
     wanted = k6_config_vars()
     if len(wanted) < 10:
         fail(f"k6/lib/config.js: only {sorted(wanted)} parsed: the parser lost track")

@@ -14,7 +14,8 @@
 //! which any journey failed is no ceiling of the journey: the command then exits with status 1.
 
 use crate::k6::load;
-use crate::report::k6data::{self, Load, Summary};
+use crate::rundata::k6::{percentile, read_summary, Summary, SUMMARY_FILE};
+use crate::rundata::load::{read_load, Load, LoadSample, LOAD_FILE};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use common::Mode;
@@ -103,7 +104,7 @@ impl Figures {
     pub fn of(summary: &Summary, load: &Load, elapsed_secs: f64) -> Figures {
         let secs = elapsed_secs.max(f64::MIN_POSITIVE);
         let requests_per_sec = summary.requests.unwrap_or(0.0) / secs;
-        let mean = |value: &dyn Fn(&k6data::LoadSample) -> Option<f64>| {
+        let mean = |value: &dyn Fn(&LoadSample) -> Option<f64>| {
             let values: Vec<f64> = load.samples.iter().filter_map(value).collect();
             (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
         };
@@ -160,7 +161,7 @@ impl Median {
             .filter(|v| v.is_finite())
             .collect();
         // The report's percentile interpolates, so an even count gets the middle two's mean.
-        let median = k6data::percentile(&mut v, 50.0)?;
+        let median = percentile(&mut v, 50.0)?;
         Some(Median {
             median,
             min: v[0],
@@ -562,8 +563,8 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
                 on_start: None,
             })
             .await?;
-            let summary = k6data::read_summary(&out_dir.join(k6data::SUMMARY_FILE))?;
-            let samples = k6data::read_load(&out_dir.join(k6data::LOAD_FILE))?;
+            let summary = read_summary(&out_dir.join(SUMMARY_FILE))?;
+            let samples = read_load(&out_dir.join(LOAD_FILE))?;
             let window = (result.ended_at - result.started_at).num_milliseconds() as f64 / 1e3;
             let figures = Figures::of(&summary, &samples, window.max(opts.duration.as_secs_f64()));
             tracing::info!(
@@ -617,8 +618,8 @@ mod tests {
         }
     }
 
-    fn sample(k6: f64, nginx: Option<f64>, busy: f64) -> k6data::LoadSample {
-        k6data::LoadSample {
+    fn sample(k6: f64, nginx: Option<f64>, busy: f64) -> LoadSample {
+        LoadSample {
             t: 0.0,
             k6_cores: k6,
             machine_busy: busy,

@@ -24,6 +24,7 @@ pub mod options;
 pub mod process;
 pub mod procfs;
 pub mod report;
+pub mod rundata;
 pub mod seed;
 pub mod state;
 pub mod store;

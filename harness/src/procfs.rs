@@ -92,19 +92,8 @@ impl CpuMeter {
     }
 }
 
-/// The parts of the machine a run's CPU is split into, by process name (`/proc/<pid>/comm`).
-pub const COMPONENTS: [&str; 8] = [
-    "PostgreSQL",
-    "RabbitMQ",
-    "service replicas",
-    "k6",
-    "nginx",
-    "Redis",
-    "harness",
-    "other",
-];
-
-/// Which of [`COMPONENTS`] a process named `comm` belongs to.
+/// Which of [`COMPONENTS`](crate::rundata::load::COMPONENTS) (the split `load.json` records)
+/// a process named `comm` belongs to.
 pub fn component(comm: &str) -> &'static str {
     match comm {
         c if c.starts_with("postgres") || c.starts_with("postmaster") => "PostgreSQL",
@@ -170,6 +159,7 @@ fn all_processes() -> BTreeMap<u32, (&'static str, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rundata::load::COMPONENTS;
 
     #[test]
     fn our_own_process_and_the_machine_can_be_measured() {

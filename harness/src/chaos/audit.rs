@@ -15,6 +15,7 @@
 //!   HELD for a reservation that is over, reservations bound to an order that is over but
 //!   never confirmed or cancelled, unpublished outbox rows, messages waiting or dead.
 
+use crate::rundata::faults::Outcome;
 use crate::store::{connect, database_name};
 use crate::suite::Suite;
 use crate::verify::{self, Report};
@@ -41,41 +42,6 @@ pub struct Promises {
     /// Reservations a client was given an id for (201/202): each must exist and have left
     /// PENDING.
     pub accepted_reservations: Vec<Uuid>,
-}
-
-/// The outcome of a fault run after the drain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Outcome {
-    /// The suite drained (no outbox backlog, no message waiting, nothing PENDING) in time.
-    pub drained: bool,
-    /// Seconds from the end of the run until the checks passed (or gave up).
-    pub settle_secs: f64,
-    pub orders_lost: u64,
-    pub double_charges: u64,
-    pub oversold_units: u64,
-    /// Everything not final after the drain, by kind; `stuck` is their sum.
-    pub stuck_by_kind: BTreeMap<String, u64>,
-    pub stuck: u64,
-    /// Examples of each finding, for the reader who has to look.
-    pub findings: Vec<String>,
-    /// Orders by status, charges by outcome: the size of what was checked.
-    pub orders: BTreeMap<String, i64>,
-    pub charges: BTreeMap<String, i64>,
-    /// `flashsale verify`'s verdict and its violations.
-    pub verify_ok: bool,
-    pub violations: Vec<String>,
-}
-
-impl Outcome {
-    /// Every count is 0, the suite drained and the invariants hold.
-    pub fn passed(&self) -> bool {
-        self.drained
-            && self.verify_ok
-            && self.orders_lost == 0
-            && self.double_charges == 0
-            && self.oversold_units == 0
-            && self.stuck == 0
-    }
 }
 
 /// Drain (at most `timeout`), then check. Releases and expiries still due right after the

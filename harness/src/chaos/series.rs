@@ -11,29 +11,12 @@
 //! - a load tool's own time series (k6's, once `compare` feeds it in), built with
 //!   [`Series::from_seconds`].
 
+use crate::rundata::faults::Tally;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// One second's requests and failed requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
-    pub requests: u64,
-    pub failures: u64,
-    /// Checkouts that ended CONFIRMED this second (when the source counts them).
-    #[serde(default)]
-    pub confirmed: u64,
-}
-
-impl Tally {
-    fn add(&mut self, other: Tally) {
-        self.requests += other.requests;
-        self.failures += other.failures;
-        self.confirmed += other.confirmed;
-    }
-}
 
 /// Requests and failures per Unix second.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

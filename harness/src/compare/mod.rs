@@ -13,8 +13,8 @@
 pub mod environment;
 
 use crate::options::SuiteOptions;
-use crate::report::k6data;
 use crate::report::manifest::{Manifest, RunKind, RunRecord, Settings, SuiteRecord};
+use crate::rundata;
 use crate::suite::Suite;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -205,7 +205,7 @@ impl CompareOptions {
 }
 
 /// The shortest counted run of a fault plan that leaves each fault the time to show its
-/// recovery (about 7 s between faults, restart and [`crate::chaos::RECOVERED_SECS`] included):
+/// recovery (about 7 s between faults, restart and [`crate::rundata::faults::RECOVERED_SECS`] included):
 /// the default of `--faults` runs.
 pub const FAULT_RUN_MIN: Duration = Duration::from_secs(60);
 
@@ -413,7 +413,7 @@ impl ModeRun<'_> {
         timeout: Duration,
         tag: &str,
     ) -> anyhow::Result<bool> {
-        match k6data::series_file(out_dir).map(|p| crate::chaos::Series::from_k6_csv(&p)) {
+        match rundata::k6::series_file(out_dir).map(|p| crate::chaos::Series::from_k6_csv(&p)) {
             Some(Ok(series)) => log.measure(&series),
             Some(Err(e)) => tracing::warn!("{tag}: k6's time series unreadable: {e:#}"),
             None => tracing::warn!("{tag}: no k6 time series to measure the faults with"),
@@ -422,7 +422,7 @@ impl ModeRun<'_> {
             .await
             .context("auditing the fault run")?;
         std::fs::write(
-            out_dir.join(crate::chaos::FAULTS_FILE),
+            out_dir.join(rundata::faults::FAULTS_FILE),
             serde_json::to_string_pretty(&log)? + "\n",
         )?;
         let failed: u64 = log.faults.iter().filter_map(|f| f.failed).sum();
@@ -668,7 +668,7 @@ impl ModeRun<'_> {
                 report.ok = false;
             }
             std::fs::write(
-                out_dir.join(crate::report::VERIFY_FILE),
+                out_dir.join(rundata::VERIFY_FILE),
                 serde_json::to_string_pretty(&report)? + "\n",
             )?;
             let k6_ok = matches!(result.exit_code, Some(0));
@@ -721,7 +721,7 @@ impl ModeRun<'_> {
 /// `812 req/s, p95 45 ms, checkout p95 120 ms, 340 confirmed` for the progress log, over
 /// the time the scenario ran.
 fn headline(out_dir: &Path, elapsed: Duration) -> String {
-    match k6data::read_summary(&out_dir.join(k6data::SUMMARY_FILE)) {
+    match rundata::k6::read_summary(&out_dir.join(rundata::k6::SUMMARY_FILE)) {
         Ok(s) => format!(
             "{:.0} req/s, p95 {}, checkout p95 {}, {} confirmed, {} failed journeys",
             s.requests.unwrap_or(0.0) / elapsed.as_secs_f64(),

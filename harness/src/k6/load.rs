@@ -5,7 +5,9 @@
 //! report when the services wrote no metrics of their own.
 
 use crate::procfs::{self, ComponentMeter, CpuMeter};
-use crate::report::k6data::{Load, LoadSample, LOAD_FILE, SERIES_FILE, SUMMARY_FILE};
+use crate::rundata::k6::{SERIES_FILE, SUMMARY_FILE};
+use crate::rundata::load::{Load, LoadSample, LOAD_FILE};
+use crate::rundata::HARNESS_METRICS_FILE;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use std::io::Write;
@@ -17,8 +19,6 @@ use std::time::{Duration, Instant};
 const STATUS_RUNNING: i64 = 7;
 /// How long setup (logging every shopper in) and teardown may take beyond the run itself.
 const ALLOWANCE: Duration = Duration::from_secs(600);
-/// The samples file of the services' processes, in line protocol.
-pub const HARNESS_METRICS_FILE: &str = "harness.lp";
 
 /// A service process to sample.
 pub struct Watched {

@@ -8,14 +8,17 @@
 //! overlap) is a tie. Warm-up runs are listed, never counted.
 
 pub mod charts;
-pub mod k6data;
+pub mod faults;
 pub mod lineproto;
 pub mod manifest;
 pub mod resources;
 pub mod stats;
 
+use crate::rundata::faults::{FaultLog, FAULTS_FILE};
+use crate::rundata::k6::{self, Second, Summary};
+use crate::rundata::load::{read_load, Load, COMPONENTS, LOAD_FILE};
+use crate::rundata::{HARNESS_METRICS_FILE, VERIFY_FILE};
 use anyhow::Context;
-use k6data::{Load, Second, Summary};
 use manifest::{Manifest, RunKind, RunRecord};
 use resources::Usage;
 use serde::Serialize;
@@ -25,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const HTML_FILE: &str = "report.html";
-pub const VERIFY_FILE: &str = "verify.json";
 
 /// The two modes, in the table's column order, with their column names.
 pub const MODES: [(&str, &str); 2] = [
@@ -66,7 +68,7 @@ pub struct RunData {
     pub usage: Option<(Usage, UsageSource)>,
     pub verify: Option<VerifyResult>,
     /// The fault log of a counted run under `compare --faults` (`faults.json`).
-    pub faults: Option<crate::chaos::FaultLog>,
+    pub faults: Option<FaultLog>,
     /// Raw data that was missing or unreadable.
     pub problems: Vec<String>,
 }
@@ -170,24 +172,24 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
         .map(|record| {
             let run_dir = dir.join(&record.dir);
             let mut problems = Vec::new();
-            let summary = match k6data::read_summary(&run_dir.join(k6data::SUMMARY_FILE)) {
+            let summary = match k6::read_summary(&run_dir.join(k6::SUMMARY_FILE)) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     problems.push(format!("{e:#}"));
                     None
                 }
             };
-            let series = match k6data::series_file(&run_dir) {
-                Some(path) => k6data::read_series(&path).unwrap_or_else(|e| {
+            let series = match k6::series_file(&run_dir) {
+                Some(path) => k6::read_series(&path).unwrap_or_else(|e| {
                     problems.push(format!("{e:#}"));
                     Vec::new()
                 }),
                 None => Vec::new(),
             };
-            let load_path = run_dir.join(k6data::LOAD_FILE);
+            let load_path = run_dir.join(LOAD_FILE);
             let load = load_path
                 .is_file()
-                .then(|| k6data::read_load(&load_path))
+                .then(|| read_load(&load_path))
                 .and_then(|r| r.map_err(|e| problems.push(format!("{e:#}"))).ok());
             let run_id = manifest
                 .suites
@@ -211,7 +213,7 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
             let usage = match from_services {
                 Some(u) => Some((u, UsageSource::Services)),
                 None => {
-                    let path = run_dir.join("harness.lp");
+                    let path = run_dir.join(HARNESS_METRICS_FILE);
                     let points = if path.is_file() {
                         lineproto::read_file(&path).unwrap_or_else(|e| {
                             problems.push(format!("{e:#}"));
@@ -230,10 +232,10 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
                     None
                 }
             };
-            let faults_path = run_dir.join(crate::chaos::FAULTS_FILE);
+            let faults_path = run_dir.join(FAULTS_FILE);
             let faults = faults_path
                 .is_file()
-                .then(|| -> anyhow::Result<crate::chaos::FaultLog> {
+                .then(|| -> anyhow::Result<FaultLog> {
                     let text = std::fs::read_to_string(&faults_path)?;
                     serde_json::from_str(&text)
                         .with_context(|| format!("reading {}", faults_path.display()))
@@ -413,7 +415,7 @@ struct FaultSection {
     mode: String,
     mode_name: String,
     run: String,
-    log: crate::chaos::FaultView,
+    log: faults::FaultView,
 }
 
 #[derive(Serialize)]
@@ -663,7 +665,7 @@ fn cpu_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
             .collect();
         Spread::of(&values)
     };
-    crate::procfs::COMPONENTS
+    COMPONENTS
         .iter()
         .map(|p| (*p, Some(*p)))
         .chain([("all", None)])

@@ -1,8 +1,8 @@
-//! The fault log laid out for a reader: [`FaultView`] holds every cell already formatted, so
-//! `flashsale chaos` (Markdown, [`FaultLog::render_markdown`]) and the comparison report's
-//! Faults section (its Markdown and HTML templates) show the same thing.
+//! A fault log (`faults.json`) laid out for a reader: [`FaultView`] holds every cell already
+//! formatted, so `flashsale chaos` (Markdown, [`FaultLog::render_markdown`]) and the
+//! comparison report's Faults section (its Markdown and HTML templates) show the same thing.
 
-use super::{
+use crate::rundata::faults::{
     FaultLog, FaultRecord, BASELINE_SECS, RECOVERED_SECS, RECOVERED_SHARE, WINDOW_TAIL_SECS,
 };
 use serde::Serialize;

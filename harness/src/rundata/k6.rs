@@ -1,5 +1,5 @@
-//! What k6 left for one run: its summary (`--summary-export`), its per-request time series
-//! (`--out csv=...`) and the harness's record of the load generator's own CPU (`load.json`).
+//! What k6 leaves in a run's folder: its summary (`--summary-export`) and its per-request time
+//! series (`--out csv=...`).
 //!
 //! Only samples tagged `phase=journey` count: the journey script gives that tag to its
 //! scenario and not to `setup()`, whose logins happen before the sale opens. Per-request
@@ -8,14 +8,13 @@
 //! measures; they count as requests all the same.
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const SERIES_FILE: &str = "k6.csv.gz";
-pub const LOAD_FILE: &str = "load.json";
 
 /// The outcomes a journey can end in, as the script counts them (`checkout_<outcome>`).
 pub const OUTCOMES: [&str; 6] = [
@@ -217,35 +216,6 @@ pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     let rank = p / 100.0 * (values.len() - 1) as f64;
     let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
     Some(values[lo] + (values[hi] - values[lo]) * (rank - lo as f64))
-}
-
-/// One second of load-generator accounting, sampled by the harness during the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LoadSample {
-    /// Unix seconds.
-    pub t: f64,
-    /// k6's own CPU, in cores (1.0 = one core busy).
-    pub k6_cores: f64,
-    /// Share of the machine's CPU time that was not idle (0..1).
-    pub machine_busy: f64,
-    /// k6's requests per second (everything it sent, from its REST API).
-    pub requests_per_sec: f64,
-    /// The machine's CPU in cores per component (`compare::procfs::COMPONENTS`); empty in
-    /// runs recorded before the split was sampled.
-    #[serde(default)]
-    pub components: BTreeMap<String, f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Load {
-    pub cores: usize,
-    pub samples: Vec<LoadSample>,
-}
-
-pub fn read_load(path: &Path) -> anyhow::Result<Load> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 #[cfg(test)]
