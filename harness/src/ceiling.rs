@@ -14,7 +14,8 @@
 //! which any journey failed is no ceiling of the journey: the command then exits with status 1.
 
 use crate::k6::load;
-use crate::rundata::k6::{percentile, read_summary, Summary, SUMMARY_FILE};
+use crate::report::table::{cell, Figure, Unit};
+use crate::rundata::k6::{read_summary, Summary, SUMMARY_FILE};
 use crate::rundata::load::{read_load, Load, LoadSample, LOAD_FILE};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -144,32 +145,6 @@ pub struct CeilingRun {
     pub figures: Figures,
 }
 
-/// A figure over a mode's runs: the median, and the range.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Median {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Median {
-    /// `None` when no run had the figure.
-    pub fn of(values: impl IntoIterator<Item = Option<f64>>) -> Option<Median> {
-        let mut v: Vec<f64> = values
-            .into_iter()
-            .flatten()
-            .filter(|v| v.is_finite())
-            .collect();
-        // The report's percentile interpolates, so an even count gets the middle two's mean.
-        let median = percentile(&mut v, 50.0)?;
-        Some(Median {
-            median,
-            min: v[0],
-            max: v[v.len() - 1],
-        })
-    }
-}
-
 /// The rows of the report: a figure's label, its unit, and how it is read off a run.
 struct RowDef {
     label: &'static str,
@@ -177,101 +152,75 @@ struct RowDef {
     value: fn(&Figures) -> Option<f64>,
 }
 
-#[derive(Clone, Copy)]
-enum Unit {
-    PerSec,
-    Ms,
-    Us,
-    Cores,
-    Percent,
-    Count,
-}
+/// The units of the table: counts and rates in whole numbers.
+const COUNT: Unit = Unit::fixed(0, "");
+const MS: Unit = Unit::fixed(1, " ms");
+const US: Unit = Unit::fixed(0, " µs");
+const CORES: Unit = Unit::fixed(2, "");
+const PERCENT: Unit = Unit::fixed(0, " %");
 
 const ROWS: [RowDef; 12] = [
     RowDef {
         label: "Throughput (req/s)",
-        unit: Unit::PerSec,
+        unit: COUNT,
         value: |f| Some(f.requests_per_sec),
     },
     RowDef {
         label: "Avg latency",
-        unit: Unit::Ms,
+        unit: MS,
         value: |f| f.avg_ms,
     },
     RowDef {
         label: "P90 latency",
-        unit: Unit::Ms,
+        unit: MS,
         value: |f| f.p90_ms,
     },
     RowDef {
         label: "P95 latency",
-        unit: Unit::Ms,
+        unit: MS,
         value: |f| f.p95_ms,
     },
     RowDef {
         label: "End-to-end checkout P95",
-        unit: Unit::Ms,
+        unit: MS,
         value: |f| f.checkout_p95_ms,
     },
     RowDef {
         label: "Checkouts/s",
-        unit: Unit::PerSec,
+        unit: COUNT,
         value: |f| Some(f.checkouts_per_sec),
     },
     RowDef {
         label: "k6 CPU per request",
-        unit: Unit::Us,
+        unit: US,
         value: |f| f.k6_us_per_request,
     },
     RowDef {
         label: "k6 CPU (cores)",
-        unit: Unit::Cores,
+        unit: CORES,
         value: |f| f.k6_cores,
     },
     RowDef {
         label: "nginx CPU (cores)",
-        unit: Unit::Cores,
+        unit: CORES,
         value: |f| f.nginx_cores,
     },
     RowDef {
         label: "Machine busy",
-        unit: Unit::Percent,
+        unit: PERCENT,
         value: |f| f.machine_busy.map(|b| b * 100.0),
     },
     RowDef {
         label: "Failed journeys",
-        unit: Unit::Count,
+        unit: COUNT,
         value: |f| Some(f.failed_journeys),
     },
     RowDef {
         label: "Journeys not started (open model)",
-        unit: Unit::Count,
+        unit: COUNT,
         value: |f| Some(f.dropped_journeys),
     },
 ];
-
-fn fmt(v: f64, unit: Unit) -> String {
-    match unit {
-        Unit::PerSec | Unit::Count => format!("{v:.0}"),
-        Unit::Ms => format!("{v:.1} ms"),
-        Unit::Us => format!("{v:.0} µs"),
-        Unit::Cores => format!("{v:.2}"),
-        Unit::Percent => format!("{v:.0} %"),
-    }
-}
-
-fn cell(m: Option<Median>, unit: Unit, runs: usize) -> String {
-    match m {
-        None => "n/a".into(),
-        Some(m) if runs > 1 => format!(
-            "{} [{}–{}]",
-            fmt(m.median, unit),
-            fmt(m.min, unit),
-            fmt(m.max, unit)
-        ),
-        Some(m) => fmt(m.median, unit),
-    }
-}
 
 /// Everything `ceiling.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -302,8 +251,8 @@ impl Ceiling {
     }
 
     /// A figure's median over one mode's runs.
-    pub fn median(&self, mode: &str, value: fn(&Figures) -> Option<f64>) -> Option<Median> {
-        Median::of(
+    pub fn median(&self, mode: &str, value: fn(&Figures) -> Option<f64>) -> Option<Figure> {
+        Figure::median(
             self.runs
                 .iter()
                 .filter(|r| r.mode == mode)
@@ -333,10 +282,9 @@ impl Ceiling {
         for row in &ROWS {
             out.push_str(&format!("| {} |", row.label));
             for mode in &modes {
-                let runs = self.runs.iter().filter(|r| r.mode == *mode).count();
                 out.push_str(&format!(
                     " {} |",
-                    cell(self.median(mode, row.value), row.unit, runs)
+                    cell(self.median(mode, row.value), row.unit)
                 ));
             }
             out.push('\n');
@@ -356,11 +304,11 @@ impl Ceiling {
                     dir => &r.dir,
                     line => format!(
                         "{} req/s, p95 {}, checkout p95 {}, {} checkouts/s, {} failed journeys, k6 exit {}",
-                        fmt(r.figures.requests_per_sec, Unit::PerSec),
-                        r.figures.p95_ms.map_or("n/a".into(), |v| fmt(v, Unit::Ms)),
-                        r.figures.checkout_p95_ms.map_or("n/a".into(), |v| fmt(v, Unit::Ms)),
-                        fmt(r.figures.checkouts_per_sec, Unit::PerSec),
-                        fmt(r.figures.failed_journeys, Unit::Count),
+                        COUNT.format(r.figures.requests_per_sec),
+                        r.figures.p95_ms.map_or("n/a".into(), |v| MS.format(v)),
+                        r.figures.checkout_p95_ms.map_or("n/a".into(), |v| MS.format(v)),
+                        COUNT.format(r.figures.checkouts_per_sec),
+                        COUNT.format(r.figures.failed_journeys),
                         r.k6_exit_code.map_or("none".into(), |c| c.to_string()),
                     ),
                 }
@@ -657,15 +605,6 @@ mod tests {
             k6_version: "1.1.0".into(),
             runs,
         }
-    }
-
-    #[test]
-    fn a_median_is_the_middle_run_or_the_mean_of_the_middle_two() {
-        let odd = Median::of([Some(3.0), Some(1.0), None, Some(2.0)]).expect("values");
-        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
-        let even = Median::of([Some(4.0), Some(1.0), Some(3.0), Some(2.0)]).expect("values");
-        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
-        assert_eq!(Median::of([None, Some(f64::NAN)]), None);
     }
 
     #[test]

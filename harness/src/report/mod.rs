@@ -13,6 +13,7 @@ pub mod lineproto;
 pub mod manifest;
 pub mod resources;
 pub mod stats;
+pub mod table;
 
 use crate::rundata::faults::{FaultLog, FAULTS_FILE};
 use crate::rundata::k6::{self, Second, Summary};
@@ -22,9 +23,10 @@ use anyhow::Context;
 use manifest::{Manifest, RunKind, RunRecord};
 use resources::Usage;
 use serde::Serialize;
-use stats::{Better, Spread, Winner};
+use stats::{Better, Winner};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use table::{cell, Figure, Unit};
 
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const HTML_FILE: &str = "report.html";
@@ -283,18 +285,14 @@ fn read_verify(path: &Path) -> anyhow::Result<VerifyResult> {
 // ------------------------------------------------------------------------------------------
 // The view: every number already formatted, so both templates only lay it out.
 
-#[derive(Debug, Clone, Copy)]
-enum Unit {
-    Ms,
-    /// A share 0..1 shown in %.
-    Share,
-    /// CPU in % of one core.
-    Cpu,
-    /// Milliseconds of CPU time.
-    CpuMs,
-    Megabytes,
-    Rate,
-}
+/// The units of the comparison tables.
+const MS: Unit = Unit::significant(" ms");
+/// A share 0..1 shown in %.
+const SHARE: Unit = Unit::fixed(2, " %").times(100.0);
+/// CPU in % of one core.
+const CPU: Unit = Unit::significant(" %");
+const MEGABYTES: Unit = Unit::significant(" MB");
+const RATE: Unit = Unit::significant("");
 
 struct MetricDef {
     label: &'static str,
@@ -306,61 +304,61 @@ struct MetricDef {
 const METRICS: [MetricDef; 10] = [
     MetricDef {
         label: "Avg latency",
-        unit: Unit::Ms,
+        unit: MS,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.avg_ms,
     },
     MetricDef {
         label: "P90 latency",
-        unit: Unit::Ms,
+        unit: MS,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.p90_ms,
     },
     MetricDef {
         label: "P95 latency",
-        unit: Unit::Ms,
+        unit: MS,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.p95_ms,
     },
     MetricDef {
         label: "End-to-end checkout P95",
-        unit: Unit::Ms,
+        unit: MS,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.checkout_p95_ms,
     },
     MetricDef {
         label: "CPU usage (services, % of one core)",
-        unit: Unit::Cpu,
+        unit: CPU,
         better: Better::Lower,
         value: |r| Some(r.usage.as_ref()?.0.cpu_percent),
     },
     MetricDef {
         label: "Machine CPU per confirmed checkout",
-        unit: Unit::CpuMs,
+        unit: MS,
         better: Better::Lower,
         value: RunData::machine_cpu_per_checkout,
     },
     MetricDef {
         label: "Memory usage (services, RSS)",
-        unit: Unit::Megabytes,
+        unit: MEGABYTES,
         better: Better::Lower,
         value: |r| Some(r.usage.as_ref()?.0.rss_bytes / 1e6),
     },
     MetricDef {
         label: "Failure rate",
-        unit: Unit::Share,
+        unit: SHARE,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.failure_rate,
     },
     MetricDef {
         label: "Throughput (req/s)",
-        unit: Unit::Rate,
+        unit: RATE,
         better: Better::Higher,
         value: RunData::throughput,
     },
     MetricDef {
         label: "Confirmed checkouts/s",
-        unit: Unit::Rate,
+        unit: RATE,
         better: Better::Higher,
         value: RunData::checkouts_per_sec,
     },
@@ -438,49 +436,7 @@ struct View {
     tables: String,
 }
 
-fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-fn fmt_unit(v: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Ms => format!("{} ms", fmt_num(v)),
-        Unit::Share => format!("{:.2} %", v * 100.0),
-        Unit::Cpu => format!("{} %", fmt_num(v)),
-        Unit::CpuMs => format!("{} ms", fmt_num(v)),
-        Unit::Megabytes => format!("{} MB", fmt_num(v)),
-        Unit::Rate => fmt_num(v),
-    }
-}
-
-fn fmt_bare(v: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Share => format!("{:.2}", v * 100.0),
-        _ => fmt_num(v),
-    }
-}
-
-fn cell(spread: Option<Spread>, unit: Unit) -> String {
-    match spread {
-        None => "n/a".into(),
-        Some(s) if s.n > 1 => format!(
-            "{} ({}–{})",
-            fmt_unit(s.mean, unit),
-            fmt_bare(s.min, unit),
-            fmt_bare(s.max, unit)
-        ),
-        Some(s) => fmt_unit(s.mean, unit),
-    }
-}
-
-fn winner_text(first: Option<Spread>, second: Option<Spread>, better: Better) -> String {
+fn winner_text(first: Option<Figure>, second: Option<Figure>, better: Better) -> String {
     let (Some(a), Some(b)) = (first, second) else {
         return "n/a".into();
     };
@@ -492,8 +448,8 @@ fn winner_text(first: Option<Spread>, second: Option<Spread>, better: Better) ->
         }
     };
     match stats::winner(first, second, better) {
-        Winner::First => format!("Sync{}", diff(a.mean, b.mean)),
-        Winner::Second => format!("Async{}", diff(b.mean, a.mean)),
+        Winner::First => format!("Sync{}", diff(a.value, b.value)),
+        Winner::Second => format!("Async{}", diff(b.value, a.value)),
         Winner::Tie => "Tie (ranges overlap)".into(),
         Winner::NotAvailable => "n/a".into(),
     }
@@ -622,7 +578,7 @@ fn level_charts(vus: usize, by_mode: &[(&str, &str, Vec<&RunData>)]) -> anyhow::
                             .filter_map(|r| r.usage.as_ref()?.0.per_service.get(service))
                             .map(pick)
                             .collect();
-                        Spread::of(&v).map(|s| s.mean)
+                        Figure::mean(v).map(|f| f.value)
                     })
                     .collect();
                 values.iter().any(Option::is_some).then(|| charts::Bars {
@@ -663,14 +619,14 @@ fn cpu_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
                 None => split.values().sum(),
             })
             .collect();
-        Spread::of(&values)
+        Figure::mean(values)
     };
     COMPONENTS
         .iter()
         .map(|p| (*p, Some(*p)))
         .chain([("all", None)])
         .map(|(label, part)| {
-            let spreads: Vec<Option<Spread>> =
+            let spreads: Vec<Option<Figure>> =
                 per_run.iter().map(|runs| spread(runs, part)).collect();
             // The measuring harness and the rest of the machine belong to neither mode.
             let winner = if matches!(label, "harness" | "other") {
@@ -680,7 +636,7 @@ fn cpu_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
             };
             Row {
                 metric: label.to_string(),
-                cells: spreads.iter().map(|s| cell(*s, Unit::CpuMs)).collect(),
+                cells: spreads.iter().map(|s| cell(*s, MS)).collect(),
                 winner,
             }
         })
@@ -716,12 +672,9 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
         let rows = METRICS
             .iter()
             .map(|m| {
-                let spreads: Vec<Option<Spread>> = by_mode
+                let spreads: Vec<Option<Figure>> = by_mode
                     .iter()
-                    .map(|(_, _, rs)| {
-                        let values: Vec<f64> = rs.iter().filter_map(|r| (m.value)(r)).collect();
-                        Spread::of(&values)
-                    })
+                    .map(|(_, _, rs)| Figure::mean(rs.iter().map(|r| (m.value)(r))))
                     .collect();
                 Row {
                     metric: m.label.to_string(),
@@ -786,13 +739,13 @@ fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
             run: r.record.label(),
             counted: r.record.kind == RunKind::Counted,
             vus: r.record.vus,
-            rps: r.throughput().map_or("n/a".into(), fmt_num),
+            rps: r.throughput().map_or("n/a".into(), |v| RATE.format(v)),
             p95: s
                 .and_then(|s| s.p95_ms)
-                .map_or("n/a".into(), |v| fmt_unit(v, Unit::Ms)),
+                .map_or("n/a".into(), |v| MS.format(v)),
             checkout_p95: s
                 .and_then(|s| s.checkout_p95_ms)
-                .map_or("n/a".into(), |v| fmt_unit(v, Unit::Ms)),
+                .map_or("n/a".into(), |v| MS.format(v)),
             outcomes,
             k6_cpu,
             machine_busy: busy,
@@ -1111,11 +1064,8 @@ mod tests {
         assert_eq!(grouped(10_000_000), "10,000,000");
         assert_eq!(grouped(100), "100");
         assert_eq!(grouped(-1234), "-1,234");
-        assert_eq!(
-            cell(Spread::of(&[1.0, 3.0]), Unit::Ms),
-            "2.00 ms (1.00–3.00)"
-        );
-        assert_eq!(cell(Spread::of(&[0.015]), Unit::Share), "1.50 %");
-        assert_eq!(cell(None, Unit::Rate), "n/a");
+        assert_eq!(cell(Figure::mean([1.0, 3.0]), MS), "2.00 ms (1.00–3.00)");
+        assert_eq!(cell(Figure::mean([0.015]), SHARE), "1.50 %");
+        assert_eq!(cell(None, RATE), "n/a");
     }
 }

@@ -1,7 +1,7 @@
-//! The comparison's arithmetic: a metric's mean over the counted runs with its min–max
-//! spread, and which mode wins it. A difference inside the spread (the two modes' ranges
-//! overlap) is no difference: a tie.
+//! Which mode wins a metric: the better mean over the counted runs ([`Figure`]), unless the
+//! two modes' min–max ranges overlap: a difference inside the spread is no difference, a tie.
 
+use super::table::Figure;
 use serde::Serialize;
 
 /// Which way a metric is better.
@@ -9,37 +9,6 @@ use serde::Serialize;
 pub enum Better {
     Lower,
     Higher,
-}
-
-/// A metric over several runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    /// How many runs had a value.
-    pub n: usize,
-}
-
-impl Spread {
-    /// `None` when no run had a value.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        if values.is_empty() {
-            return None;
-        }
-        let n = values.len();
-        Some(Spread {
-            mean: values.iter().sum::<f64>() / n as f64,
-            min: values.iter().copied().fold(f64::INFINITY, f64::min),
-            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            n,
-        })
-    }
-
-    pub fn overlaps(&self, other: &Spread) -> bool {
-        self.min <= other.max && other.min <= self.max
-    }
 }
 
 /// The outcome of one row of the table.
@@ -55,7 +24,7 @@ pub enum Winner {
     NotAvailable,
 }
 
-pub fn winner(first: Option<Spread>, second: Option<Spread>, better: Better) -> Winner {
+pub fn winner(first: Option<Figure>, second: Option<Figure>, better: Better) -> Winner {
     let (Some(a), Some(b)) = (first, second) else {
         return Winner::NotAvailable;
     };
@@ -63,8 +32,8 @@ pub fn winner(first: Option<Spread>, second: Option<Spread>, better: Better) -> 
         return Winner::Tie;
     }
     let first_better = match better {
-        Better::Lower => a.mean < b.mean,
-        Better::Higher => a.mean > b.mean,
+        Better::Lower => a.value < b.value,
+        Better::Higher => a.value > b.value,
     };
     if first_better {
         Winner::First
@@ -77,16 +46,8 @@ pub fn winner(first: Option<Spread>, second: Option<Spread>, better: Better) -> 
 mod tests {
     use super::*;
 
-    fn s(values: &[f64]) -> Option<Spread> {
-        Spread::of(values)
-    }
-
-    #[test]
-    fn the_spread_is_the_mean_with_min_and_max() {
-        let sp = Spread::of(&[1.0, 3.0, 2.0]).expect("values");
-        assert_eq!((sp.mean, sp.min, sp.max, sp.n), (2.0, 1.0, 3.0, 3));
-        assert_eq!(Spread::of(&[]), None);
-        assert_eq!(Spread::of(&[f64::NAN]), None);
+    fn s(values: &[f64]) -> Option<Figure> {
+        Figure::mean(values.iter().copied())
     }
 
     #[test]
