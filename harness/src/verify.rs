@@ -189,19 +189,74 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     }
     let grace_secs = grace.as_secs_f64();
     let mut v = Violations::default();
+    let db = Databases::connect(database_url, db_prefix).await?;
 
-    let gateway = connect(database_url, &database_name(db_prefix, "gateway")).await?;
-    let inventory = connect(database_url, &database_name(db_prefix, "inventory")).await?;
-    let reservation = connect(database_url, &database_name(db_prefix, "reservation")).await?;
-    let order = connect(database_url, &database_name(db_prefix, "order")).await?;
-    let payment = connect(database_url, &database_name(db_prefix, "payment")).await?;
+    let orders = orders(&db.order, grace_secs, &mut v).await?;
+    let ledger = payments(&db.payment, grace_secs, &mut v).await?;
+    exactly_once(&orders.rows, &ledger, &mut v);
+    let reservations = reservations(&db.reservation, &orders.rows, grace_secs, &mut v).await?;
+    let products = stock(&db.gateway, &db.inventory, orders.confirmed_units, &mut v).await?;
+    fairness(&db.inventory, &mut v).await?;
+    let outbox_backlog = outboxes(&db, grace_secs, &mut v).await?;
 
-    // --- orders -------------------------------------------------------------------------
-    let orders = counts(
-        &order,
-        "SELECT status, count(*) FROM orders GROUP BY status",
-    )
-    .await?;
+    let violations = v.0;
+    Ok(Report {
+        db_prefix: db_prefix.to_string(),
+        checked_at: chrono::Utc::now(),
+        grace_secs,
+        ok: violations.is_empty(),
+        products,
+        orders: orders.counts,
+        reservations: reservations.counts,
+        payments: ledger.payments,
+        charges: ledger.charges,
+        outbox_backlog,
+        releases_owed: reservations.releases_owed,
+        queues: Vec::new(),
+        dead_letters: 0,
+        violations,
+    })
+}
+
+/// A connection to each service's database.
+struct Databases {
+    gateway: tokio_postgres::Client,
+    inventory: tokio_postgres::Client,
+    reservation: tokio_postgres::Client,
+    order: tokio_postgres::Client,
+    payment: tokio_postgres::Client,
+}
+
+impl Databases {
+    async fn connect(database_url: &str, db_prefix: &str) -> anyhow::Result<Databases> {
+        let url = |service| database_name(db_prefix, service);
+        Ok(Databases {
+            gateway: connect(database_url, &url("gateway")).await?,
+            inventory: connect(database_url, &url("inventory")).await?,
+            reservation: connect(database_url, &url("reservation")).await?,
+            order: connect(database_url, &url("order")).await?,
+            payment: connect(database_url, &url("payment")).await?,
+        })
+    }
+}
+
+/// What the order service's database says.
+struct Orders {
+    /// Orders by status.
+    counts: BTreeMap<String, i64>,
+    /// Units in CONFIRMED orders, per product.
+    confirmed_units: HashMap<Uuid, i64>,
+    /// Every order: id, reservation, status.
+    rows: Vec<(Uuid, Uuid, String)>,
+}
+
+/// Orders: their counts and units, and none still PENDING past `grace` (4).
+async fn orders(
+    order: &tokio_postgres::Client,
+    grace_secs: f64,
+    v: &mut Violations,
+) -> anyhow::Result<Orders> {
+    let counts = counts(order, "SELECT status, count(*) FROM orders GROUP BY status").await?;
     let mut confirmed_units: HashMap<Uuid, i64> = HashMap::new();
     for row in order
         .query(
@@ -216,16 +271,16 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     {
         confirmed_units.insert(row.get(0), row.get(1));
     }
-    let mut order_rows: Vec<(Uuid, Uuid, String)> = Vec::new();
+    let mut rows: Vec<(Uuid, Uuid, String)> = Vec::new();
     for row in order
         .query("SELECT id, reservation_id, status FROM orders", &[])
         .await
         .context("reading orders")?
     {
-        order_rows.push((row.get(0), row.get(1), row.get(2)));
+        rows.push((row.get(0), row.get(1), row.get(2)));
     }
     let stuck_orders = ids(
-        &order,
+        order,
         "SELECT id FROM orders WHERE status = 'PENDING'
          AND updated_at < now() - $1::float8 * interval '1 second' ORDER BY updated_at",
         grace_secs,
@@ -234,15 +289,38 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     v.list(4, &stuck_orders, |n| {
         format!("{n} order(s) still PENDING more than {grace_secs}s after their last change")
     });
+    Ok(Orders {
+        counts,
+        confirmed_units,
+        rows,
+    })
+}
 
-    // --- payments and the provider's ledger --------------------------------------------
+/// What the payment service's database says: its payments and the provider's ledger.
+struct Ledger {
+    /// Payments by status, charges by outcome.
+    payments: BTreeMap<String, i64>,
+    charges: BTreeMap<String, i64>,
+    /// SUCCEEDED payments per order.
+    succeeded_payments: HashMap<Uuid, i64>,
+    /// SUCCEEDED charges not refunded per order (the charge's idempotency key).
+    succeeded_charges: HashMap<Uuid, i64>,
+}
+
+/// Payments and the provider's ledger: their counts, and no payment still PENDING past
+/// `grace` (4).
+async fn payments(
+    payment: &tokio_postgres::Client,
+    grace_secs: f64,
+    v: &mut Violations,
+) -> anyhow::Result<Ledger> {
     let payments = counts(
-        &payment,
+        payment,
         "SELECT status, count(*) FROM payments GROUP BY status",
     )
     .await?;
     let charges = counts(
-        &payment,
+        payment,
         "SELECT outcome, count(*) FROM provider_charges GROUP BY outcome",
     )
     .await?;
@@ -270,7 +348,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         succeeded_charges.insert(row.get(0), row.get(1));
     }
     let stuck_payments = ids(
-        &payment,
+        payment,
         "SELECT order_id FROM payments WHERE status = 'PENDING'
          AND updated_at < now() - $1::float8 * interval '1 second' ORDER BY updated_at",
         grace_secs,
@@ -279,23 +357,31 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     v.list(4, &stuck_payments, |n| {
         format!("{n} payment(s) still PENDING more than {grace_secs}s after their last change (order ids)")
     });
+    Ok(Ledger {
+        payments,
+        charges,
+        succeeded_payments,
+        succeeded_charges,
+    })
+}
 
+/// Exactly once (3): a CONFIRMED order has one SUCCEEDED payment and one SUCCEEDED charge
+/// not refunded; a DECLINED, CANCELLED or FAILED order has no such charge.
+fn exactly_once(orders: &[(Uuid, Uuid, String)], ledger: &Ledger, v: &mut Violations) {
     let mut not_one_payment = Vec::new();
     let mut not_one_charge = Vec::new();
     let mut charged_but_failed = Vec::new();
-    let mut by_reservation: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (id, reservation_id, status) in &order_rows {
-        by_reservation.entry(*reservation_id).or_default().push(*id);
+    for (id, _, status) in orders {
         match status.as_str() {
             "CONFIRMED" => {
-                if succeeded_payments.get(id).copied().unwrap_or(0) != 1 {
+                if ledger.succeeded_payments.get(id).copied().unwrap_or(0) != 1 {
                     not_one_payment.push(*id);
                 }
-                if succeeded_charges.get(id).copied().unwrap_or(0) != 1 {
+                if ledger.succeeded_charges.get(id).copied().unwrap_or(0) != 1 {
                     not_one_charge.push(*id);
                 }
             }
-            "DECLINED" | "CANCELLED" | "FAILED" if succeeded_charges.contains_key(id) => {
+            "DECLINED" | "CANCELLED" | "FAILED" if ledger.succeeded_charges.contains_key(id) => {
                 charged_but_failed.push(*id);
             }
             _ => {}
@@ -310,18 +396,38 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
     v.list(3, &charged_but_failed, |n| {
         format!("{n} DECLINED, CANCELLED or FAILED order(s) with a SUCCEEDED provider charge not refunded")
     });
+}
+
+/// What the reservation service's database says.
+struct Reservations {
+    /// Reservations by status.
+    counts: BTreeMap<String, i64>,
+    /// Reservations whose stock is still to be given back (any age).
+    releases_owed: i64,
+}
+
+/// Reservations: no reservation with two orders (3), none PENDING or RESERVED past its
+/// expiry without an order, no release still pending past `grace` (4).
+async fn reservations(
+    reservation: &tokio_postgres::Client,
+    orders: &[(Uuid, Uuid, String)],
+    grace_secs: f64,
+    v: &mut Violations,
+) -> anyhow::Result<Reservations> {
+    let counts = counts(
+        reservation,
+        "SELECT status, count(*) FROM reservations GROUP BY status",
+    )
+    .await?;
+    let mut by_reservation: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (id, reservation_id, _) in orders {
+        by_reservation.entry(*reservation_id).or_default().push(*id);
+    }
     let mut two_orders: Vec<Uuid> = by_reservation
         .iter()
         .filter(|(_, orders)| orders.len() > 1)
         .map(|(r, _)| *r)
         .collect();
-
-    // --- reservations ------------------------------------------------------------------
-    let reservations = counts(
-        &reservation,
-        "SELECT status, count(*) FROM reservations GROUP BY status",
-    )
-    .await?;
     for row in reservation
         .query(
             "SELECT id, order_id FROM reservations WHERE order_id IS NOT NULL",
@@ -345,7 +451,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         format!("{n} reservation(s) with two orders")
     });
     let stuck_reservations = ids(
-        &reservation,
+        reservation,
         "SELECT id FROM reservations WHERE status IN ('PENDING', 'RESERVED') AND order_id IS NULL
          AND expires_at < now() - $1::float8 * interval '1 second' ORDER BY expires_at",
         grace_secs,
@@ -355,7 +461,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         format!("{n} reservation(s) PENDING or RESERVED more than {grace_secs}s past expiry with no order")
     });
     let stuck_releases = ids(
-        &reservation,
+        reservation,
         "SELECT id FROM reservations WHERE release_pending
          AND updated_at < now() - $1::float8 * interval '1 second' ORDER BY updated_at",
         grace_secs,
@@ -372,8 +478,20 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
         .await
         .context("counting owed releases")?
         .get(0);
+    Ok(Reservations {
+        counts,
+        releases_owed,
+    })
+}
 
-    // --- stock -------------------------------------------------------------------------
+/// Stock, per product in catalog order: conserved (1) and not oversold (2); and no units in
+/// CONFIRMED orders of a product without stock (2).
+async fn stock(
+    gateway: &tokio_postgres::Client,
+    inventory: &tokio_postgres::Client,
+    mut confirmed_units: HashMap<Uuid, i64>,
+    v: &mut Violations,
+) -> anyhow::Result<Vec<ProductRow>> {
     let mut names: HashMap<Uuid, String> = HashMap::new();
     for row in gateway
         .query("SELECT id, name FROM products", &[])
@@ -411,7 +529,8 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
             ok: true,
         };
         let before = v.0.len();
-        check_product(&p, &mut v);
+        stock_is_conserved(&p, v);
+        no_oversell(&p, v);
         p.ok = v.0.len() == before;
         products.push(p);
     }
@@ -423,7 +542,11 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
             format!("confirmed orders hold {units} unit(s) of product {product_id}, which has no stock row"),
         );
     }
+    Ok(products)
+}
 
+/// Fairness (5): no user holds or bought more than the per-user limit of a product.
+async fn fairness(inventory: &tokio_postgres::Client, v: &mut Violations) -> anyhow::Result<()> {
     let mut over_limit = Vec::new();
     for row in inventory
         .query(
@@ -461,14 +584,22 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
             ),
         );
     }
+    Ok(())
+}
 
-    // --- outboxes (async mode; the tables exist in both modes) ---------------------------
+/// Outboxes (async mode; the tables exist in both modes): their backlog per service, and no
+/// row unpublished past `grace` (4).
+async fn outboxes(
+    db: &Databases,
+    grace_secs: f64,
+    v: &mut Violations,
+) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut outbox_backlog = BTreeMap::new();
     for (service, client) in [
-        ("inventory", &inventory),
-        ("reservation", &reservation),
-        ("order", &order),
-        ("payment", &payment),
+        ("inventory", &db.inventory),
+        ("reservation", &db.reservation),
+        ("order", &db.order),
+        ("payment", &db.payment),
     ] {
         let Ok(row) = client
             .query_one(
@@ -489,25 +620,7 @@ pub async fn run(database_url: &str, db_prefix: &str, grace: Duration) -> anyhow
             );
         }
     }
-    drop(gateway);
-
-    let violations = v.0;
-    Ok(Report {
-        db_prefix: db_prefix.to_string(),
-        checked_at: chrono::Utc::now(),
-        grace_secs,
-        ok: violations.is_empty(),
-        products,
-        orders,
-        reservations,
-        payments,
-        charges,
-        outbox_backlog,
-        releases_owed,
-        queues: Vec::new(),
-        dead_letters: 0,
-        violations,
-    })
+    Ok(outbox_backlog)
 }
 
 /// [`run`], plus the broker: messages still waiting in a service queue and dead letters are
@@ -580,7 +693,9 @@ pub async fn wait_drained(
     }
 }
 
-fn check_product(p: &ProductRow, v: &mut Violations) {
+/// Stock is conserved (1): initial = available + reserved + sold, all ≥ 0; reserved = units
+/// of HELD holds.
+fn stock_is_conserved(p: &ProductRow, v: &mut Violations) {
     let id = p.product_id;
     if p.initial < 0 || p.available < 0 || p.reserved < 0 || p.sold < 0 {
         v.push(
@@ -613,6 +728,11 @@ fn check_product(p: &ProductRow, v: &mut Violations) {
             ),
         );
     }
+}
+
+/// No oversell (2): sold ≤ initial; sold = units of SOLD holds = units in CONFIRMED orders.
+fn no_oversell(p: &ProductRow, v: &mut Violations) {
+    let id = p.product_id;
     if p.sold > p.initial {
         v.push(
             2,
