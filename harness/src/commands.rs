@@ -234,6 +234,33 @@ pub fn report(dir: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `flashsale k6-merge`: one run's files from several k6 runners.
+pub fn k6_merge(runners: &[std::path::PathBuf], out: &Path) -> anyhow::Result<bool> {
+    let merged = crate::k6::merge::merge(runners, out)?;
+    println!(
+        "{} runner(s), {} samples\n{}\n{}",
+        merged.runners,
+        merged.samples,
+        merged.summary.display(),
+        merged.series.display()
+    );
+    match merged.window {
+        Some((from, to)) => {
+            let iso = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0)
+                    .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_default()
+            };
+            println!("started_at {}  ended_at {}", iso(from), iso(to));
+            Ok(true)
+        }
+        None => {
+            eprintln!("no sample of the journey (phase=journey) in any runner's series");
+            Ok(false)
+        }
+    }
+}
+
 /// What `flashsale chaos` is given.
 pub struct ChaosArgs {
     pub run_dir: std::path::PathBuf,

@@ -102,6 +102,18 @@ enum Command {
         /// The report folder (the one holding runs.json).
         dir: PathBuf,
     },
+    /// One run's k6 files from several runners (a distributed k6, e.g. a TestRun with
+    /// `parallelism` N): concatenates their `k6.csv.gz` and computes the run's `summary.json`
+    /// again from every sample, into `--out`, as one runner of all the virtual users would
+    /// have written them; prints the run's window for `runs.json`.
+    K6Merge {
+        /// The run's folder in the report (e.g. `report/raw/async/run-500-1`).
+        #[arg(long)]
+        out: PathBuf,
+        /// The runners' folders, each with its `k6.csv.gz` (or `k6.csv`).
+        #[arg(required = true)]
+        runners: Vec<PathBuf>,
+    },
     /// Fault run against the suite that is up, while you drive load (e.g. k6): kill -9 one
     /// replica of each service and restart it, SIGTERM one, restart RabbitMQ once (async),
     /// spread over `--duration`; then drain, audit, and print the fault log. Exit status 1
@@ -627,6 +639,7 @@ async fn main() -> ExitCode {
         Command::Compare(args) => commands::compare(args.into_options()).await,
         Command::Ceiling(args) => commands::ceiling(args.into_options()).await,
         Command::Report { dir } => commands::report(&dir),
+        Command::K6Merge { out, runners } => commands::k6_merge(&runners, &out),
         Command::Chaos(args) => {
             commands::chaos(commands::ChaosArgs {
                 run_dir: args.run_dir,

@@ -3,6 +3,7 @@
 //! compiled into the harness so a report always records the exact script it ran.
 
 pub mod load;
+pub mod merge;
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};

@@ -170,7 +170,7 @@ pub fn read_series(path: &Path) -> anyhow::Result<Vec<Second>> {
             continue;
         }
         let held = tags.split('&').any(|tag| tag == "held=yes");
-        let t: i64 = parse_time(record.get(time).unwrap_or_default())
+        let t: i64 = unix_seconds(record.get(time).unwrap_or_default())
             .with_context(|| format!("{}: row {}: bad timestamp", path.display(), i + 2))?;
         let entry = seconds.entry(t).or_default();
         if name == "http_reqs" {
@@ -195,7 +195,7 @@ pub fn read_series(path: &Path) -> anyhow::Result<Vec<Second>> {
 }
 
 /// k6 writes Unix seconds by default, or milliseconds/microseconds when told to.
-fn parse_time(text: &str) -> anyhow::Result<i64> {
+pub fn unix_seconds(text: &str) -> anyhow::Result<i64> {
     let v: f64 = text.trim().parse()?;
     let secs = if v > 1e14 {
         v / 1e6

@@ -2,6 +2,7 @@
 //! null backend's nginx, in both journey shapes.
 
 use crate::helpers::{ensure_infra, free_port};
+use harness::rundata::k6::read_summary;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -28,6 +29,39 @@ fn the_report_folder(reports: &Path) -> PathBuf {
     assert_eq!(folders.len(), 1, "{folders:?}");
     assert!(folders[0].to_string_lossy().ends_with("-ceiling"));
     folders[0].clone()
+}
+
+/// `flashsale k6-merge` of one runner's folder (a real k6 run) computes the summary k6 wrote:
+/// the same counts, and the same latency up to k6's own percentile rounding.
+fn a_summary_from_the_samples_is_k6s_own(raw: &Path, out: &Path) {
+    let merged = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .args(["k6-merge", "--out"])
+        .arg(out)
+        .arg(raw)
+        .output()
+        .expect("run flashsale k6-merge");
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    assert!(String::from_utf8_lossy(&merged.stdout).contains("started_at 20"));
+    let k6 = read_summary(&raw.join("summary.json")).expect("k6's summary");
+    let ours = read_summary(&out.join("summary.json")).expect("the merged summary");
+    assert_eq!(ours.requests, k6.requests);
+    assert_eq!(ours.outcomes, k6.outcomes);
+    assert_eq!(ours.failure_rate, k6.failure_rate);
+    let close = |a: Option<f64>, b: Option<f64>, what: &str| {
+        let (a, b) = (a.expect(what), b.expect(what));
+        assert!(
+            (a - b).abs() <= 0.01 * b.max(1.0),
+            "{what}: {a} vs k6's {b}"
+        );
+    };
+    close(ours.avg_ms, k6.avg_ms, "avg");
+    close(ours.p90_ms, k6.p90_ms, "p90");
+    close(ours.p95_ms, k6.p95_ms, "p95");
+    close(ours.checkout_p95_ms, k6.checkout_p95_ms, "checkout p95");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,6 +113,7 @@ async fn the_journey_completes_against_the_null_backend_in_both_shapes() {
         let raw = folder.join(run["dir"].as_str().expect("dir"));
         assert!(raw.join("summary.json").is_file(), "{}", raw.display());
         assert!(raw.join("k6.csv.gz").is_file(), "{}", raw.display());
+        a_summary_from_the_samples_is_k6s_own(&raw, &dir.path().join(mode));
     }
     // Seven requests per async checkout (two status polls), five per sync checkout.
     let ratio = |run: &serde_json::Value| {
