@@ -235,8 +235,9 @@ def vars_read_by(service):
         names |= serde_env_fields(read(rel))
         sources.append(rel)
     code = "".join(open(p, encoding="utf-8").read() for p in rust_files(src))
-    # The metrics sampler's settings, when the service starts it (common::web::serve does).
-    if "Metrics::from_env" in code or "common::web::serve(" in code:
+    # The metrics sampler's settings, when the service starts it (common::web::serve does,
+    # also through web::Base::serve).
+    if any(call in code for call in ("Metrics::from_env", "common::web::serve(", "Base::new(")):
         names |= serde_env_fields(read("services/common/src/metrics/mod.rs"))
         sources.append("services/common/src/metrics/mod.rs")
     # tracing's EnvFilter reads RUST_LOG.

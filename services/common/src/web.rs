@@ -353,6 +353,86 @@ impl Service {
     }
 }
 
+/// What every service starts from, before what differs: its database (created and migrated
+/// with `migrations`), its listener (bound first, so a test can start it on port 0), its
+/// readiness (the database), its shutdown token and its background tasks. [`Base::messaging`]
+/// adds async mode's consumer and relay; [`Base::serve`] ends the build.
+pub struct Base {
+    pub service: &'static str,
+    pub common: CommonConfig,
+    pub pool: deadpool_postgres::Pool,
+    pub listener: TcpListener,
+    pub readiness: Readiness,
+    pub cancel: CancellationToken,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl Base {
+    pub async fn new(
+        service: &'static str,
+        common: &CommonConfig,
+        migrations: refinery::Runner,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::setup(
+            &common.database_url,
+            &common.database_name(service),
+            common.db_pool_size,
+            migrations,
+        )
+        .await?;
+        let listener = bind(common)?;
+        Ok(Self {
+            service,
+            common: common.clone(),
+            readiness: Readiness::default().with_database(pool.clone()),
+            pool,
+            listener,
+            cancel: CancellationToken::new(),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// In async mode, the service's consumer (`handler`, given the signal that wakes the relay
+    /// after its commits) and its outbox relay, connecting in the background: the service
+    /// starts, and reports not ready, while RabbitMQ is away. In sync mode nothing. Answers the
+    /// relay's signal, for the routes that append to the outbox.
+    pub fn messaging(
+        &mut self,
+        handler: impl FnOnce(crate::messaging::outbox::RelaySignal) -> crate::messaging::Handler,
+    ) -> crate::messaging::outbox::RelaySignal {
+        let relay = crate::messaging::outbox::RelaySignal::default();
+        if self.common.mode == crate::Mode::Async {
+            let runtime = crate::messaging::AsyncRuntime::start_with_signal(
+                &self.common,
+                self.service,
+                self.pool.clone(),
+                relay.clone(),
+                Some(handler(relay.clone())),
+                self.cancel.clone(),
+            );
+            self.readiness = runtime.readiness(std::mem::take(&mut self.readiness));
+            self.tasks.extend(runtime.tasks);
+        }
+        relay
+    }
+
+    /// The server, with the service's own `app` (its data and routes): [`serve`].
+    pub fn serve<F>(self, app: F) -> anyhow::Result<Service>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        serve(
+            self.service,
+            &self.common,
+            self.listener,
+            self.readiness,
+            self.cancel,
+            self.tasks,
+            app,
+        )
+    }
+}
+
 /// What every service's server is made of: the JSON fallbacks, the lame-duck and budget
 /// middlewares, the request metrics outermost (so the time they record includes the
 /// others), `/healthz`, `/readyz`, `/metrics`, the extractor configs, then the service's own

@@ -6,11 +6,7 @@ use crate::configuration::Settings;
 use crate::domain::provider::Provider;
 use crate::{db, messaging, routes, SERVICE};
 use actix_web::web;
-use common::messaging::AsyncRuntime;
-use common::web::{Readiness, Service};
-use common::Mode;
-use std::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use common::web::{Base, Service};
 
 /// The service, built: `build` answers the running server (`common::web::Service`).
 pub struct Application;
@@ -18,52 +14,19 @@ pub struct Application;
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         settings.validate()?;
-        let common = settings.common.clone();
-        let pool = common::db::setup(
-            &common.database_url,
-            &common.database_name(SERVICE),
-            common.db_pool_size,
-            db::migrations::runner(),
-        )
-        .await?;
-        let listener: TcpListener = common::web::bind(&common)?;
-        let mut readiness = Readiness::default().with_database(pool.clone());
-        let provider = Provider::new(&settings, pool.clone());
-        let cancel = CancellationToken::new();
-        let mut tasks = Vec::new();
-        if common.mode == Mode::Async {
-            // Connects in the background: the service starts (and reports not ready) while
-            // RabbitMQ is away.
-            let relay = common::messaging::outbox::RelaySignal::default();
-            let runtime = AsyncRuntime::start_with_signal(
-                &common,
-                SERVICE,
-                pool.clone(),
-                relay.clone(),
-                Some(messaging::handler(
-                    pool.clone(),
-                    provider.clone(),
-                    relay.clone(),
-                    usize::from(common.amqp_batch_max),
-                )),
-                cancel.clone(),
-            );
-            readiness = runtime.readiness(readiness);
-            tasks.extend(runtime.tasks);
-        }
+        let mut base = Base::new(SERVICE, &settings.common, db::migrations::runner()).await?;
+        let provider = Provider::new(&settings, base.pool.clone());
+        let (pool, batch) = (
+            base.pool.clone(),
+            usize::from(settings.common.amqp_batch_max),
+        );
+        let charges = provider.clone();
+        base.messaging(|relay| messaging::handler(pool, charges, relay, batch));
         let provider = web::Data::new(provider);
-        let pool = web::Data::new(pool);
-        common::web::serve(
-            SERVICE,
-            &common,
-            listener,
-            readiness,
-            cancel,
-            tasks,
-            move |cfg: &mut web::ServiceConfig| {
-                cfg.app_data(pool.clone()).app_data(provider.clone());
-                routes::configure(cfg);
-            },
-        )
+        let pool = web::Data::new(base.pool.clone());
+        base.serve(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(pool.clone()).app_data(provider.clone());
+            routes::configure(cfg);
+        })
     }
 }

@@ -6,86 +6,53 @@
 //! `port()`.
 
 use crate::configuration::Settings;
-use crate::messaging::{self, RelaySignal};
+use crate::messaging;
 use crate::routes::ReservationTtl;
 use crate::sweeper::Releases;
 use crate::{db, routes, sweeper, SERVICE};
 use actix_web::web;
 use common::changes::Changes;
 use common::client::ServiceClient;
-use common::messaging::AsyncRuntime;
-use common::web::{Readiness, Service};
+use common::web::{Base, Service};
 use common::Mode;
-use std::net::TcpListener;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The service, built: `build` answers the running server (`common::web::Service`).
 pub struct Application;
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Service> {
-        let common = settings.common.clone();
-        let pool = common::db::setup(
-            &common.database_url,
-            &common.database_name(SERVICE),
-            common.db_pool_size,
-            db::migrations::runner(),
-        )
-        .await?;
-        let client = ServiceClient::new(&common)?;
-        let listener: TcpListener = common::web::bind(&common)?;
-        let mut readiness = Readiness::default().with_database(pool.clone());
-        let cancel = CancellationToken::new();
-        let relay = RelaySignal::default();
-        let (changes, changes_listener) = Changes::start(&common, SERVICE, cancel.clone())?;
-        let mut tasks = Vec::new();
-        let releases = match common.mode {
+        let mut base = Base::new(SERVICE, &settings.common, db::migrations::runner()).await?;
+        let client = ServiceClient::new(&base.common)?;
+        let (changes, changes_listener) =
+            Changes::start(&base.common, SERVICE, base.cancel.clone())?;
+        let (pool, batch, settled) = (
+            base.pool.clone(),
+            usize::from(base.common.amqp_batch_max),
+            changes.clone(),
+        );
+        let relay = base.messaging(|relay| messaging::handler(pool, relay, settled, batch));
+        let releases = match base.common.mode {
             Mode::Sync => Releases::Http(client.clone()),
-            Mode::Async => {
-                let handler = messaging::handler(
-                    pool.clone(),
-                    relay.clone(),
-                    changes.clone(),
-                    usize::from(common.amqp_batch_max),
-                );
-                let runtime = AsyncRuntime::start_with_signal(
-                    &common,
-                    SERVICE,
-                    pool.clone(),
-                    relay.clone(),
-                    Some(handler),
-                    cancel.clone(),
-                );
-                readiness = runtime.readiness(readiness);
-                tasks = runtime.tasks;
-                Releases::Events(relay.clone(), changes.clone())
-            }
+            Mode::Async => Releases::Events(relay.clone(), changes.clone()),
         };
-        tasks.extend(changes_listener);
-        let mode = web::Data::new(common.mode);
+        base.tasks.extend(changes_listener);
+        let mode = web::Data::new(base.common.mode);
         let relay = web::Data::new(relay);
         let changes = web::Data::new(changes);
+        let pool = base.pool.clone();
         let pool_data = web::Data::new(pool.clone());
-        let client_data = web::Data::new(client.clone());
+        let client_data = web::Data::new(client);
         let ttl = web::Data::new(ReservationTtl(settings.reservation_ttl_secs));
-        common::web::serve(
-            SERVICE,
-            &common,
-            listener,
-            readiness,
-            cancel,
-            tasks,
-            move |cfg: &mut web::ServiceConfig| {
-                cfg.app_data(pool_data.clone())
-                    .app_data(client_data.clone())
-                    .app_data(ttl.clone())
-                    .app_data(mode.clone())
-                    .app_data(relay.clone())
-                    .app_data(changes.clone());
-                routes::configure(cfg);
-            },
-        )
+        base.serve(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(pool_data.clone())
+                .app_data(client_data.clone())
+                .app_data(ttl.clone())
+                .app_data(mode.clone())
+                .app_data(relay.clone())
+                .app_data(changes.clone());
+            routes::configure(cfg);
+        })
         .map(|service| {
             let interval = Duration::from_millis(settings.sweep_interval_ms);
             // The sweeper expires and releases only while the service runs.

@@ -24,6 +24,17 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// A first delivery of `payload` as `event_type`, under a fresh message id: what a
+    /// handler's unit test feeds it.
+    pub fn first(event_type: &str, payload: &[u8]) -> Self {
+        Self {
+            event_type: event_type.into(),
+            message_id: Uuid::new_v4(),
+            payload: payload.to_vec(),
+            redelivered: false,
+        }
+    }
+
     /// The payload as event `E`; a payload that does not decode is poison.
     pub fn decode<E: Event>(&self) -> Result<E, HandleError> {
         serde_json::from_slice(&self.payload).map_err(|e| {

@@ -219,12 +219,7 @@ mod tests {
     use uuid::Uuid;
 
     fn incoming(event_type: &str, payload: &[u8]) -> Incoming {
-        Incoming {
-            event_type: event_type.into(),
-            message_id: Uuid::new_v4(),
-            payload: payload.to_vec(),
-            redelivered: false,
-        }
+        Incoming::first(event_type, payload)
     }
 
     #[test]
