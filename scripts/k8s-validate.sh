@@ -222,7 +222,7 @@ def serde_env_fields(text):
 def rust_files(folder):
     for base, _dirs, files in os.walk(os.path.join(ROOT, folder)):
         for f in files:
-            if f.endswith(".rs") and f != "test_support.rs":
+            if f.endswith(".rs"):
                 yield os.path.join(base, f)
 
 

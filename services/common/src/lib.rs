@@ -5,8 +5,7 @@
 //! Redis pools with migrations ([`db`], [`cache`]), long-polled status URLs ([`changes`]), bearer tokens and the internal key
 //! ([`auth`]), validated domain values ([`domain`]), the service-to-service HTTP client
 //! ([`client`]), and the serving skeleton with health checks and graceful shutdown ([`web`],
-//! [`shutdown`], [`telemetry`]). With the feature `test-support`, for the services' tests only,
-//! the test's own end of RabbitMQ (`test_support`).
+//! [`shutdown`], [`telemetry`]).
 //!
 //! It never knows any one service's tables or routes.
 
@@ -24,8 +23,6 @@ pub mod messaging;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "test-support")]
-pub mod test_support;
 pub mod web;
 
 pub use config::{CommonConfig, Mode};

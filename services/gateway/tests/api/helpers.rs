@@ -151,7 +151,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             }
         }
     } else {
-        common.upstream_url = format!("http://127.0.0.1:{}", common::test_support::free_port());
+        common.upstream_url = format!("http://127.0.0.1:{}", test_support::free_port());
     }
 
     let mut settings = Settings::new(common).with_catalog_cache_ms(setup.catalog_cache_ms);
@@ -453,7 +453,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     pub async fn start() -> Self {
         let mut redis = Self {
-            port: common::test_support::free_port(),
+            port: test_support::free_port(),
             child: None,
         };
         redis.restart().await;

@@ -9,8 +9,8 @@ use common::events::{
     Event, EventItem, PaymentDeclined, PaymentSucceeded, ReservationExpired, ReservationRequested,
     StockRejected, StockReserved,
 };
-use common::test_support::Bus;
 use std::time::{Duration, Instant};
+use test_support::Bus;
 use uuid::Uuid;
 
 fn request(product: Uuid, quantity: i32) -> ReservationRequested {

@@ -1,12 +1,12 @@
 use common::auth::INTERNAL_KEY_HEADER;
 use common::events::Event;
 use common::messaging::dead_letter_queue;
-use common::test_support::{delete_topology, message_count, Bus, AMQP};
 use common::{CommonConfig, Mode};
 use inventory::configuration::Settings;
 use inventory::startup::Application;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use test_support::{delete_topology, message_count, Bus, AMQP};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +35,8 @@ fn config(prefix: &str) -> CommonConfig {
         database_prefix: prefix.to_string(),
         db_pool_size: 16,
         workers: 2,
-        token_secret: common::test_support::secret(),
-        internal_key: common::test_support::secret(),
+        token_secret: test_support::secret(),
+        internal_key: test_support::secret(),
         ..CommonConfig::default()
     }
 }
@@ -194,7 +194,7 @@ impl TestApp {
     /// `/readyz` answers 200: the database answers and the broker is connected (its topology
     /// declared).
     pub async fn wait_ready(&self) {
-        common::test_support::wait_ready(&self.http, &self.base).await;
+        test_support::wait_ready(&self.http, &self.base).await;
     }
 
     /// A connection to this test's exchange that observes the events the inventory emits.

@@ -7,10 +7,10 @@ use crate::helpers::{
 };
 use crate::helpers::{ReservationRow, TestApp};
 use common::events::{Event, OrderPlaced, PaymentSucceeded, ReservationBound};
-use common::test_support::Bus;
 use common::Mode;
 use serde_json::{json, Value};
 use std::time::Duration;
+use test_support::Bus;
 use uuid::Uuid;
 
 fn pay_body(reservation_id: Uuid) -> Value {

@@ -4,13 +4,13 @@
 //! queue prefix's topology) when the test ends.
 
 use common::auth::TokenKeys;
-use common::test_support::{delete_topology, AMQP, PATIENCE};
 use common::{CommonConfig, Mode};
 use deadpool_postgres::Pool;
 use order::configuration::Settings;
 use order::startup::Application;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use test_support::{delete_topology, AMQP, PATIENCE};
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -43,10 +43,10 @@ fn test_common() -> CommonConfig {
         amqp_url: AMQP.into(),
         workers: 1,
         db_pool_size: 4,
-        upstream_url: format!("http://127.0.0.1:{}", common::test_support::free_port()),
+        upstream_url: format!("http://127.0.0.1:{}", test_support::free_port()),
         upstream_timeout_ms: 1000,
-        token_secret: common::test_support::secret(),
-        internal_key: common::test_support::secret(),
+        token_secret: test_support::secret(),
+        internal_key: test_support::secret(),
         ..CommonConfig::default()
     }
 }
@@ -237,7 +237,7 @@ impl TestApp {
 
     /// Wait until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        common::test_support::wait_ready(&self.http, &self.address).await;
+        test_support::wait_ready(&self.http, &self.address).await;
     }
 
     pub fn amqp_prefix(&self) -> &str {

@@ -3,8 +3,8 @@
 
 use crate::helpers::spawn_async_app;
 use common::events::PaymentSucceeded;
-use common::test_support::Bus;
 use std::time::{Duration, Instant};
+use test_support::Bus;
 use uuid::Uuid;
 
 /// Far longer than finishing an order takes.

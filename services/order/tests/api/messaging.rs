@@ -3,7 +3,7 @@
 
 use crate::helpers::{spawn_async_app, spawn_async_app_with};
 use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationNotPayable};
-use common::test_support::Bus;
+use test_support::Bus;
 use uuid::Uuid;
 
 #[tokio::test]

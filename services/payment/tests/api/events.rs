@@ -3,8 +3,8 @@
 
 use crate::helpers::{dlq, spawn_async_app_with, spawn_async_app_without_broker};
 use common::events::{Event, PaymentDeclined, PaymentSucceeded, ReservationBound};
-use common::test_support::{message_count, Bus};
 use std::time::{Duration, Instant};
+use test_support::{message_count, Bus};
 use uuid::Uuid;
 
 fn bound(total_cents: i64) -> ReservationBound {

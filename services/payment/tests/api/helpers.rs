@@ -3,12 +3,12 @@
 
 use common::events::Event;
 use common::messaging::dead_letter_queue;
-use common::test_support::{delete_topology, Bus, AMQP};
 use common::{CommonConfig, Mode};
 use payment::configuration::Settings;
 use payment::startup::Application;
 use serde_json::Value;
 use std::time::Duration;
+use test_support::{delete_topology, Bus, AMQP};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
@@ -76,8 +76,8 @@ async fn spawn(tweak: impl FnOnce(&mut Settings), amqp_prefix: Option<String>) -
         database_prefix: prefix,
         workers: 1,
         db_pool_size: 4,
-        token_secret: common::test_support::secret(),
-        internal_key: common::test_support::secret(),
+        token_secret: test_support::secret(),
+        internal_key: test_support::secret(),
         ..CommonConfig::default()
     };
     let mut settings = Settings::with_common(common);
@@ -191,7 +191,7 @@ impl TestApp {
     /// `/readyz` answers 200: the database answers and the broker is connected (its topology
     /// declared).
     pub async fn wait_ready(&self) {
-        common::test_support::wait_ready(&self.http, &self.address).await;
+        test_support::wait_ready(&self.http, &self.address).await;
     }
 
     /// A connection to this test's exchange that observes the events payment emits.

@@ -4,11 +4,11 @@
 use crate::helpers::{assert_error, json, spawn_app_with, spawn_async_app_with, Row, TestApp};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use common::events::{Event, EventItem, ReservationExpired, ReservationRequested};
-use common::test_support::{Bus, PATIENCE};
 use common::Mode;
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
+use test_support::{Bus, PATIENCE};
 use uuid::Uuid;
 
 /// A stand-in for the gateway's cart route: answers `cart` for its id, 404 for any other.

@@ -4,7 +4,6 @@
 
 use common::auth::{TokenKeys, INTERNAL_KEY_HEADER};
 use common::client::ServiceClient;
-use common::test_support::{delete_topology, AMQP, PATIENCE};
 use common::{CommonConfig, Mode};
 use deadpool_postgres::Pool;
 use reservation::configuration::Settings;
@@ -12,6 +11,7 @@ use reservation::startup::Application;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
+use test_support::{delete_topology, AMQP, PATIENCE};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -51,8 +51,8 @@ fn test_settings(prefix: &str, upstream_url: String) -> Settings {
         upstream_url,
         upstream_timeout_ms: 2_000,
         shutdown_grace_secs: 1,
-        token_secret: common::test_support::secret(),
-        internal_key: common::test_support::secret(),
+        token_secret: test_support::secret(),
+        internal_key: test_support::secret(),
         ..CommonConfig::default()
     };
     Settings {
@@ -238,7 +238,7 @@ impl TestApp {
 
     /// Wait until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        common::test_support::wait_ready(&self.http, &self.address).await;
+        test_support::wait_ready(&self.http, &self.address).await;
     }
 
     /// The suite prefix of this app's exchange and queues.

@@ -3,8 +3,8 @@
 
 use crate::helpers::{json, spawn_async_app, spawn_async_app_with, Row, TestApp};
 use common::events::StockReserved;
-use common::test_support::Bus;
 use std::time::{Duration, Instant};
+use test_support::Bus;
 use uuid::Uuid;
 
 /// Far longer than a settle takes: an answer before half of it was not the end of the wait.

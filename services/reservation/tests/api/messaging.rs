@@ -6,9 +6,9 @@ use common::events::{
     Event, OrderPlaced, PaymentDeclined, PaymentSucceeded, ReservationBound, ReservationNotPayable,
     StockRejected, StockReserved,
 };
-use common::test_support::{Bus, PATIENCE};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use test_support::{Bus, PATIENCE};
 use uuid::Uuid;
 
 /// Wait until message `message_id` is in the inbox: the handler committed it.

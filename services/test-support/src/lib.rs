@@ -3,13 +3,13 @@
 //! emits through a queue of the test's own, count dead letters, and delete the prefix's
 //! topology afterwards.
 //!
-//! Compiled only for tests: the services take it as a dev-dependency with the cargo feature
-//! `test-support`, so no service binary contains it. It panics (with a message) instead of
+//! Compiled only for tests: the services take this crate as a dev-dependency, so no service
+//! binary contains it. It panics (with a message) instead of
 //! answering errors, as test helpers do.
 
-use crate::events::Event;
-use crate::messaging::{dead_letter_queue, events_exchange};
-use crate::metrics::queue::passive_depth;
+use common::events::Event;
+use common::messaging::{dead_letter_queue, events_exchange};
+use common::metrics::queue::passive_depth;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -333,11 +333,11 @@ pub async fn delete_topology(prefix: &str) {
     let Ok(channel) = connection.create_channel().await else {
         return;
     };
-    crate::messaging::delete_topology(&channel, prefix).await;
+    common::messaging::delete_topology(&channel, prefix).await;
     let _ = connection.close(200, "bye".into()).await;
 }
 
-/// A fresh secret that [`crate::CommonConfig::check_secrets`] accepts (64 random hex
+/// A fresh secret that [`common::CommonConfig::check_secrets`] accepts (64 random hex
 /// characters), for a test instance's `TOKEN_SECRET` or `INTERNAL_KEY`.
 pub fn secret() -> String {
     format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
