@@ -8,10 +8,13 @@
 //! per-request latency without held polls (avg, p(90), p(95)), its requests and failed share,
 //! the journeys per outcome, the confirmed checkouts' p(95) and k6's dropped iterations.
 
-use crate::rundata::k6::{percentile, OUTCOMES, SERIES_FILE, SUMMARY_FILE};
+use crate::rundata::k6::{
+    open_series, percentile, series_file, unix_seconds, OUTCOMES, SERIES_FILE, SUMMARY_FILE,
+};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
-use std::io::{Read, Write};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What the merged samples add up to.
@@ -22,7 +25,7 @@ struct Tally {
     requests: u64,
     failed: u64,
     failed_samples: u64,
-    outcomes: Vec<(String, f64)>,
+    outcomes: BTreeMap<String, f64>,
     confirmed_checkouts: Vec<f64>,
     dropped: f64,
     first: Option<i64>,
@@ -57,11 +60,11 @@ pub fn merge(runners: &[PathBuf], out: &Path) -> anyhow::Result<Merged> {
     let mut tally = Tally::default();
     let mut samples = 0u64;
     for dir in runners {
-        let path = crate::rundata::k6::series_file(dir)
+        let path = series_file(dir)
             .with_context(|| format!("{} has no {SERIES_FILE} (nor k6.csv)", dir.display()))?;
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
-            .from_reader(open(&path)?);
+            .from_reader(open_series(&path)?);
         let own = reader
             .headers()
             .with_context(|| format!("reading the header of {}", path.display()))?
@@ -106,16 +109,6 @@ pub fn merge(runners: &[PathBuf], out: &Path) -> anyhow::Result<Merged> {
     })
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let buffered = std::io::BufReader::new(file);
-    Ok(if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(buffered))
-    } else {
-        Box::new(buffered)
-    })
-}
-
 /// Where the fields the summary needs are in a runner's CSV.
 struct Columns {
     metric: usize,
@@ -157,8 +150,7 @@ impl Columns {
         if !journey {
             return Ok(());
         }
-        let t = crate::rundata::k6::unix_seconds(record.get(self.time).unwrap_or_default())
-            .context("bad timestamp")?;
+        let t = unix_seconds(record.get(self.time).unwrap_or_default()).context("bad timestamp")?;
         tally.first = Some(tally.first.map_or(t, |f| f.min(t)));
         tally.last = Some(tally.last.map_or(t, |l| l.max(t)));
         match name {
@@ -178,11 +170,8 @@ impl Columns {
             other => {
                 if let Some(outcome) = other.strip_prefix("checkout_") {
                     if OUTCOMES.contains(&outcome) {
-                        let value = self.value(record)?;
-                        match tally.outcomes.iter_mut().find(|(o, _)| o == outcome) {
-                            Some((_, n)) => *n += value,
-                            None => tally.outcomes.push((outcome.to_string(), value)),
-                        }
+                        *tally.outcomes.entry(outcome.to_string()).or_default() +=
+                            self.value(record)?;
                     }
                 }
             }

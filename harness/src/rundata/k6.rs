@@ -131,17 +131,22 @@ pub fn series_file(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A series file's text: gunzipped when it ends in `.gz`.
+pub fn open_series(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let buffered = std::io::BufReader::new(file);
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    })
+}
+
 /// Requests and p95 latency per second of the journey, from k6's CSV output.
 pub fn read_series(path: &Path) -> anyhow::Result<Vec<Second>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-            file,
-        )))
-    } else {
-        Box::new(std::io::BufReader::new(file))
-    };
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(open_series(path)?);
     let headers = csv
         .headers()
         .with_context(|| format!("reading the header of {}", path.display()))?

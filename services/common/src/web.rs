@@ -392,13 +392,18 @@ impl Base {
         })
     }
 
-    /// In async mode, the service's consumer (`handler`, given the signal that wakes the relay
-    /// after its commits) and its outbox relay, connecting in the background: the service
-    /// starts, and reports not ready, while RabbitMQ is away. In sync mode nothing. Answers the
-    /// relay's signal, for the routes that append to the outbox.
+    /// In async mode, the service's consumer and its outbox relay, connecting in the
+    /// background: the service starts, and reports not ready, while RabbitMQ is away. `handler`
+    /// is given the service's pool, the signal that wakes the relay after its commits, and the
+    /// largest batch (`AMQP_BATCH_MAX`). In sync mode nothing. Answers the relay's signal, for
+    /// the routes that append to the outbox.
     pub fn messaging(
         &mut self,
-        handler: impl FnOnce(crate::messaging::outbox::RelaySignal) -> crate::messaging::Handler,
+        handler: impl FnOnce(
+            deadpool_postgres::Pool,
+            crate::messaging::outbox::RelaySignal,
+            usize,
+        ) -> crate::messaging::Handler,
     ) -> crate::messaging::outbox::RelaySignal {
         let relay = crate::messaging::outbox::RelaySignal::default();
         if self.common.mode == crate::Mode::Async {
@@ -407,7 +412,11 @@ impl Base {
                 self.service,
                 self.pool.clone(),
                 relay.clone(),
-                Some(handler(relay.clone())),
+                Some(handler(
+                    self.pool.clone(),
+                    relay.clone(),
+                    usize::from(self.common.amqp_batch_max),
+                )),
                 self.cancel.clone(),
             );
             self.readiness = runtime.readiness(std::mem::take(&mut self.readiness));

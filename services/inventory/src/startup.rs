@@ -13,11 +13,7 @@ pub struct Application;
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         let mut base = Base::new(SERVICE, &settings.common, db::migrations::runner()).await?;
-        let (pool, batch) = (
-            base.pool.clone(),
-            usize::from(settings.common.amqp_batch_max),
-        );
-        base.messaging(|relay| messaging::handler(pool, relay, batch));
+        base.messaging(messaging::handler);
         let pool = web::Data::new(base.pool.clone());
         base.serve(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(pool.clone());

@@ -23,12 +23,8 @@ impl Application {
         let peers = Peers::new(ServiceClient::new(&base.common)?);
         let (changes, changes_listener) =
             Changes::start(&base.common, SERVICE, base.cancel.clone())?;
-        let (pool, batch, settled) = (
-            base.pool.clone(),
-            usize::from(base.common.amqp_batch_max),
-            changes.clone(),
-        );
-        let relay = base.messaging(|_| messaging::handler(pool, settled, batch));
+        let settled = changes.clone();
+        let relay = base.messaging(|pool, _, batch| messaging::handler(pool, settled, batch));
         if base.common.mode == Mode::Sync {
             // The reconciler resumes the HTTP saga; in async mode delivery is the outbox's
             // job and the saga must not run at all.

@@ -16,12 +16,8 @@ impl Application {
         settings.validate()?;
         let mut base = Base::new(SERVICE, &settings.common, db::migrations::runner()).await?;
         let provider = Provider::new(&settings, base.pool.clone());
-        let (pool, batch) = (
-            base.pool.clone(),
-            usize::from(settings.common.amqp_batch_max),
-        );
         let charges = provider.clone();
-        base.messaging(|relay| messaging::handler(pool, charges, relay, batch));
+        base.messaging(|pool, relay, batch| messaging::handler(pool, charges, relay, batch));
         let provider = web::Data::new(provider);
         let pool = web::Data::new(base.pool.clone());
         base.serve(move |cfg: &mut web::ServiceConfig| {

@@ -26,12 +26,9 @@ impl Application {
         let client = ServiceClient::new(&base.common)?;
         let (changes, changes_listener) =
             Changes::start(&base.common, SERVICE, base.cancel.clone())?;
-        let (pool, batch, settled) = (
-            base.pool.clone(),
-            usize::from(base.common.amqp_batch_max),
-            changes.clone(),
-        );
-        let relay = base.messaging(|relay| messaging::handler(pool, relay, settled, batch));
+        let settled = changes.clone();
+        let relay =
+            base.messaging(|pool, relay, batch| messaging::handler(pool, relay, settled, batch));
         let releases = match base.common.mode {
             Mode::Sync => Releases::Http(client.clone()),
             Mode::Async => Releases::Events(relay.clone(), changes.clone()),

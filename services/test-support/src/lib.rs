@@ -8,11 +8,11 @@
 //! answering errors, as test helpers do.
 
 use common::events::Event;
-use common::messaging::{dead_letter_queue, events_exchange};
+use common::messaging::{dead_letter_queue, events_exchange, message_properties};
 use common::metrics::queue::passive_depth;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use serde_json::Value;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -132,11 +132,8 @@ impl Bus {
 
     /// Publish any bytes with routing key `key` and type property `event_type`.
     pub async fn publish_raw(&self, key: &str, event_type: &str, message_id: Uuid, payload: &[u8]) {
-        let properties = BasicProperties::default()
-            .with_message_id(message_id.to_string().into())
-            .with_type(event_type.into())
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2);
+        // As the services publish: consumers see a test's message as another service's.
+        let properties = message_properties(event_type, message_id);
         self.channel
             .basic_publish(
                 events_exchange(&self.prefix).as_str().into(),

@@ -105,13 +105,7 @@ impl Broker {
         let exchange = events_exchange(&self.inner.opts.prefix);
         let mut confirms = Vec::with_capacity(batch.len());
         for (event_type, message_id, payload) in batch {
-            let properties = BasicProperties::default()
-                .with_message_id(message_id.to_string().into())
-                .with_type(event_type.as_str().into())
-                .with_content_type("application/json".into())
-                // 2 = persistent: written to disk, so a broker restart loses nothing.
-                .with_delivery_mode(2)
-                .with_timestamp(crate::auth::now_secs());
+            let properties = message_properties(event_type, *message_id);
             let confirm = channel
                 .basic_publish(
                     exchange.as_str().into(),
@@ -272,4 +266,16 @@ impl Broker {
             .await?;
         Ok(consumer)
     }
+}
+
+/// The properties every event is published with: its id and type (what consumers dedupe and
+/// dispatch on), JSON, persistent (2: written to disk, so a broker restart loses nothing),
+/// and when it was sent.
+pub fn message_properties(event_type: &str, message_id: uuid::Uuid) -> BasicProperties {
+    BasicProperties::default()
+        .with_message_id(message_id.to_string().into())
+        .with_type(event_type.into())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_timestamp(crate::auth::now_secs())
 }

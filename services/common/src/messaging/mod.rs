@@ -18,7 +18,7 @@ pub mod outbox;
 mod pipeline;
 mod topology;
 
-pub use broker::{amqp_uri, Broker, BrokerOptions, Outgoing};
+pub use broker::{amqp_uri, message_properties, Broker, BrokerOptions, Outgoing};
 pub use consumer::{HandleError, Incoming};
 pub use pipeline::{Consume, Effect, Handler};
 pub use topology::{

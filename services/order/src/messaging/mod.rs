@@ -99,10 +99,6 @@ impl Consume for Orders {
 mod tests {
     use super::*;
 
-    fn incoming(event_type: &str, payload: &[u8]) -> Incoming {
-        Incoming::first(event_type, payload)
-    }
-
     #[test]
     fn each_consumed_event_finishes_the_order_in_its_status() {
         let (order_id, reservation_id) = (Uuid::new_v4(), Uuid::new_v4());
@@ -116,7 +112,7 @@ mod tests {
             (PaymentDeclined::NAME, OrderStatus::Declined),
             (ReservationNotPayable::NAME, OrderStatus::Cancelled),
         ] {
-            let finish = Finish::decode(&incoming(name, payload.as_bytes())).expect(name);
+            let finish = Finish::decode(&Incoming::first(name, payload.as_bytes())).expect(name);
             assert_eq!(finish, Finish::new(order_id, reservation_id, status));
         }
     }
@@ -128,7 +124,7 @@ mod tests {
             .find(|(service, _)| *service == crate::SERVICE)
             .expect("the order subscribes");
         for name in *subscribed {
-            let err = Finish::decode(&incoming(name, b"{}")).expect_err("empty payload");
+            let err = Finish::decode(&Incoming::first(name, b"{}")).expect_err("empty payload");
             // Poison because the payload is empty, not because the type is unknown.
             assert!(
                 format!("{err}").contains("does not decode"),
@@ -139,7 +135,7 @@ mod tests {
 
     #[test]
     fn an_event_this_service_does_not_consume_is_poison() {
-        let err = Finish::decode(&incoming("OrderPlaced.v1", b"{}")).expect_err("decoded");
+        let err = Finish::decode(&Incoming::first("OrderPlaced.v1", b"{}")).expect_err("decoded");
         assert!(matches!(err, HandleError::Poison(_)), "{err}");
         assert!(format!("{err}").contains("does not consume"), "{err}");
     }

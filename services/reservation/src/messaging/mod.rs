@@ -218,20 +218,20 @@ mod tests {
     use super::*;
     use uuid::Uuid;
 
-    fn incoming(event_type: &str, payload: &[u8]) -> Incoming {
-        Incoming::first(event_type, payload)
-    }
-
     #[test]
     fn an_event_this_service_does_not_consume_is_poison() {
-        let err = Consumed::decode(&incoming("ReservationBound.v1", b"{}")).expect_err("decoded");
+        let err =
+            Consumed::decode(&Incoming::first("ReservationBound.v1", b"{}")).expect_err("decoded");
         assert!(matches!(err, HandleError::Poison(_)), "{err}");
     }
 
     #[test]
     fn a_payload_that_does_not_decode_is_poison() {
-        let err = Consumed::decode(&incoming(StockReserved::NAME, b"{\"reservation_id\":1}"))
-            .expect_err("decoded");
+        let err = Consumed::decode(&Incoming::first(
+            StockReserved::NAME,
+            b"{\"reservation_id\":1}",
+        ))
+        .expect_err("decoded");
         assert!(matches!(err, HandleError::Poison(_)), "{err}");
     }
 
@@ -248,7 +248,7 @@ mod tests {
                 "reservation_id": id, "order_id": id, "user_id": id, "payment_id": id,
                 "reason": "sold_out",
             });
-            let decoded = Consumed::decode(&incoming(name, payload.to_string().as_bytes()));
+            let decoded = Consumed::decode(&Incoming::first(name, payload.to_string().as_bytes()));
             assert!(decoded.is_ok(), "{name} does not decode");
         }
     }
