@@ -61,6 +61,22 @@ pub mod schema {
     pub const P95_MS: &str = "p95_ms";
     pub const MAX_MS: &str = "max_ms";
 
+    /// On `http` points: whether the requests held a status poll (`Prefer: wait` applied,
+    /// [`WAIT_HELD`]) or not ([`WAIT_NONE`]); a held poll's time is the wait for an outcome,
+    /// so latency readers leave it out, as the report does with k6's.
+    pub const TAG_WAIT: &str = "wait";
+    pub const WAIT_HELD: &str = "held";
+    pub const WAIT_NONE: &str = "none";
+
+    /// Written by `flashsale study`, not by a service: one point per k6 run of the study's
+    /// protocol, at the scenario's start, so dashboards can mark each run. Its tags are
+    /// [`TAG_MODE`], [`TAG_RUN_ID`], [`TAG_LABEL`] (`warmup-1`, `run-500-2`) and [`TAG_KIND`]
+    /// (`warmup` | `counted`); its one field is [`DURATION_S`].
+    pub const STUDY_RUN: &str = "study_run";
+    pub const TAG_LABEL: &str = "label";
+    pub const TAG_KIND: &str = "kind";
+    pub const DURATION_S: &str = "duration_s";
+
     pub const READY: &str = "ready";
     pub const UNACKED: &str = "unacked";
     pub const CONSUMERS: &str = "consumers";
