@@ -77,6 +77,19 @@ pub mod schema {
     pub const TAG_KIND: &str = "kind";
     pub const DURATION_S: &str = "duration_s";
 
+    /// Written by Telegraf's docker input in the compose path, not by a service: every
+    /// container's CPU and memory, tagged with its compose service. `usage_percent` is of one
+    /// core (100 = one core busy), on the point tagged `cpu=cpu-total`.
+    pub mod containers {
+        pub const CPU: &str = "docker_container_cpu";
+        pub const MEM: &str = "docker_container_mem";
+        pub const TAG_COMPOSE_SERVICE: &str = "com.docker.compose.service";
+        pub const TAG_CPU: &str = "cpu";
+        pub const CPU_TOTAL: &str = "cpu-total";
+        pub const USAGE_PERCENT: &str = "usage_percent";
+        pub const USAGE: &str = "usage";
+    }
+
     pub const READY: &str = "ready";
     pub const UNACKED: &str = "unacked";
     pub const CONSUMERS: &str = "consumers";
