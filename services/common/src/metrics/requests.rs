@@ -129,8 +129,11 @@ pub struct RouteSnapshot {
 /// wait for an outcome, not the service's answer time, so it is counted apart.
 #[derive(Default)]
 pub struct Registry {
-    routes: RwLock<HashMap<(&'static str, bool), HashMap<String, RouteStats>>>,
+    routes: RwLock<HashMap<Key, HashMap<String, RouteStats>>>,
 }
+
+/// A route table's outer key: the method's tag and whether the poll was held.
+type Key = (&'static str, bool);
 
 /// The response header that says a `Prefer: wait` was honoured, i.e. the poll was held.
 pub(crate) const PREFERENCE_APPLIED: &str = "preference-applied";
