@@ -117,7 +117,7 @@ pub mod schema {
         },
         Measurement {
             name: HTTP,
-            tags: &[TAG_ROUTE, TAG_METHOD],
+            tags: &[TAG_ROUTE, TAG_METHOD, TAG_WAIT],
             fields: &[REQUESTS, ERRORS, P50_MS, P95_MS, MAX_MS],
         },
         Measurement {
@@ -506,7 +506,11 @@ impl Inner {
                 lines.push(line::encode(
                     HTTP,
                     &self.tags,
-                    &[(TAG_ROUTE, &r.route), (TAG_METHOD, r.method)],
+                    &[
+                        (TAG_ROUTE, &r.route),
+                        (TAG_METHOD, r.method),
+                        (TAG_WAIT, if r.held { WAIT_HELD } else { WAIT_NONE }),
+                    ],
                     &[
                         (REQUESTS, count(r.requests)),
                         (ERRORS, count(r.errors)),

@@ -116,6 +116,8 @@ impl RouteStats {
 pub struct RouteSnapshot {
     pub method: &'static str,
     pub route: String,
+    /// The requests were held status polls (the response carried `Preference-Applied`).
+    pub held: bool,
     pub requests: u64,
     pub errors: u64,
     pub p50_ms: f64,
@@ -123,11 +125,18 @@ pub struct RouteSnapshot {
     pub max_ms: f64,
 }
 
-/// The route table: method → matched pattern → counters.
+/// The route table: (method, held) → matched pattern → counters. A held poll's time is the
+/// wait for an outcome, not the service's answer time, so it is counted apart.
 #[derive(Default)]
 pub struct Registry {
-    routes: RwLock<HashMap<&'static str, HashMap<String, RouteStats>>>,
+    routes: RwLock<HashMap<Key, HashMap<String, RouteStats>>>,
 }
+
+/// A route table's outer key: the method's tag and whether the poll was held.
+type Key = (&'static str, bool);
+
+/// The response header that says a `Prefer: wait` was honoured, i.e. the poll was held.
+pub(crate) const PREFERENCE_APPLIED: &str = "preference-applied";
 
 /// Methods other than the standard ones share one tag, so a client cannot grow the table.
 fn method_tag(method: &Method) -> &'static str {
@@ -144,29 +153,31 @@ fn method_tag(method: &Method) -> &'static str {
 }
 
 impl Registry {
-    /// Count one request. `route` is the matched pattern, None when nothing matched.
+    /// Count one request. `route` is the matched pattern, None when nothing matched; `held`
+    /// whether the response said it held the poll (`Preference-Applied`).
     pub fn record(
         &self,
         method: &Method,
         route: Option<String>,
+        held: bool,
         status: StatusCode,
         elapsed: Duration,
     ) {
-        let method = method_tag(method);
+        let key = (method_tag(method), held);
         let route_str = route.as_deref().unwrap_or(UNMATCHED);
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         {
             // A poisoned lock only means a panic elsewhere mid-record; the counters are atomics
             // and still valid.
             let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(stats) = routes.get(method).and_then(|m| m.get(route_str)) {
+            if let Some(stats) = routes.get(&key).and_then(|m| m.get(route_str)) {
                 stats.record(status, us);
                 return;
             }
         }
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         routes
-            .entry(method)
+            .entry(key)
             .or_default()
             .entry(route.unwrap_or_else(|| UNMATCHED.to_string()))
             .or_insert_with(RouteStats::new)
@@ -177,7 +188,7 @@ impl Registry {
     pub fn take(&self) -> Vec<RouteSnapshot> {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for (method, by_route) in routes.iter() {
+        for (&(method, held), by_route) in routes.iter() {
             for (route, stats) in by_route {
                 let counts = stats.latency.take();
                 let errors = stats.errors.swap(0, Ordering::Relaxed);
@@ -192,6 +203,7 @@ impl Registry {
                 out.push(RouteSnapshot {
                     method,
                     route: route.clone(),
+                    held,
                     requests,
                     errors,
                     p50_ms: q(0.50),
@@ -271,12 +283,17 @@ where
                 Ok(res) => registry.record(
                     &method,
                     res.request().match_pattern(),
+                    res.headers().contains_key(PREFERENCE_APPLIED),
                     res.status(),
                     elapsed,
                 ),
-                Err(e) => {
-                    registry.record(&method, None, e.as_response_error().status_code(), elapsed)
-                }
+                Err(e) => registry.record(
+                    &method,
+                    None,
+                    false,
+                    e.as_response_error().status_code(),
+                    elapsed,
+                ),
             }
             result
         }))
@@ -312,6 +329,7 @@ mod tests {
             registry.record(
                 &Method::GET,
                 Some("/api/products/{id}".into()),
+                false,
                 StatusCode::OK,
                 Duration::from_millis(ms),
             );
@@ -319,6 +337,7 @@ mod tests {
         registry.record(
             &Method::POST,
             None,
+            false,
             StatusCode::INTERNAL_SERVER_ERROR,
             Duration::from_millis(3),
         );
@@ -342,6 +361,50 @@ mod tests {
         assert!(
             registry.take().is_empty(),
             "a quiet interval writes no point"
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_held_and_a_plain_poll_of_one_route_are_counted_apart() {
+        use actix_web::{test, web, App, HttpRequest, HttpResponse};
+        let registry = Arc::new(Registry::default());
+        let app = test::init_service(
+            App::new()
+                .wrap(RequestMetrics::new(Some(registry.clone())))
+                .route(
+                    "/api/orders/{id}",
+                    web::get().to(|req: HttpRequest| async move {
+                        let mut res = HttpResponse::Ok();
+                        if req.headers().contains_key("prefer") {
+                            res.insert_header(("Preference-Applied", "wait=5"));
+                        }
+                        res.finish()
+                    }),
+                ),
+        )
+        .await;
+        for prefer in [true, false, false] {
+            let mut req = test::TestRequest::get().uri("/api/orders/7");
+            if prefer {
+                req = req.insert_header(("Prefer", "wait=5"));
+            }
+            assert!(test::call_service(&app, req.to_request())
+                .await
+                .status()
+                .is_success());
+        }
+        let mut snaps = registry.take();
+        snaps.sort_by_key(|s| s.held);
+        let seen: Vec<_> = snaps
+            .iter()
+            .map(|s| (s.method, s.route.as_str(), s.held, s.requests))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("GET", "/api/orders/{id}", false, 2),
+                ("GET", "/api/orders/{id}", true, 1)
+            ]
         );
     }
 }

@@ -117,6 +117,115 @@ fn every_dashboard_query_names_a_measurement_field_and_tag_the_services_write() 
 }
 
 #[test]
+fn latency_panels_keep_held_polls_apart() {
+    let queries = panel_queries(&dashboard());
+    let p95: Vec<&String> = queries
+        .iter()
+        .filter(|(_, q)| quoted_after(q, "_field ==").contains(&schema::P95_MS.to_string()))
+        .map(|(_, q)| q)
+        .collect();
+    let left_out = format!(
+        "not exists r.{w} or r.{w} != \"{h}\"",
+        w = schema::TAG_WAIT,
+        h = schema::WAIT_HELD
+    );
+    let only_held = format!("r.{} == \"{}\"", schema::TAG_WAIT, schema::WAIT_HELD);
+    assert!(
+        p95.iter().any(|q| q.contains(&left_out)),
+        "no p95 panel leaves held polls out (older points without the tag kept)"
+    );
+    assert!(
+        p95.iter().any(|q| q.contains(&only_held)),
+        "no panel shows held polls' p95 apart"
+    );
+    assert!(
+        p95.iter()
+            .all(|q| q.contains(&left_out) || q.contains(&only_held)),
+        "a p95 panel mixes held polls with answers"
+    );
+}
+
+#[test]
+fn no_query_hard_codes_the_bucket() {
+    let dash = dashboard();
+    let text = dash.to_string();
+    let mut buckets = 0;
+    for (i, _) in text.match_indices("bucket:") {
+        buckets += 1;
+        let rest = text[i + "bucket:".len()..].trim_start();
+        assert!(
+            rest.starts_with("v.defaultBucket"),
+            "a query names its bucket: {}",
+            &rest[..rest.len().min(40)]
+        );
+    }
+    assert!(buckets >= 10, "only {buckets} bucket reads found");
+    let vars = dash["templating"]["list"].as_array().expect("variables");
+    assert!(vars.iter().all(|v| v["name"] != "bucket"));
+}
+
+#[test]
+fn the_run_variable_is_multi_select_and_panels_split_by_run() {
+    let dash = dashboard();
+    let vars = dash["templating"]["list"].as_array().expect("variables");
+    let run = vars
+        .iter()
+        .find(|v| v["name"] == schema::TAG_RUN_ID)
+        .expect("a run variable");
+    assert_eq!(run["multi"], true);
+    assert_eq!(run["includeAll"], true);
+    for (title, query) in panel_queries(&dash) {
+        assert!(
+            query.contains("r.run_id =~ /^${run_id:regex}$/"),
+            "{title}: the run filter does not take several runs"
+        );
+        if query.contains("\"service\"") {
+            assert!(
+                query.contains("columns: [\"run_id\", \"service\""),
+                "{title}: series of different runs are not apart"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_run_annotation_reads_what_the_study_writes() {
+    let dash = dashboard();
+    let annotations = dash["annotations"]["list"].as_array().expect("annotations");
+    let run = annotations
+        .iter()
+        .find(|a| {
+            a["target"]["query"].as_str().is_some_and(|q| {
+                quoted_after(q, "_measurement ==").contains(&schema::STUDY_RUN.to_string())
+            })
+        })
+        .expect("an annotation from study_run");
+    let query = run["target"]["query"].as_str().expect("a Flux query");
+    assert_eq!(quoted_after(query, "_measurement =="), [schema::STUDY_RUN]);
+    assert_eq!(quoted_after(query, "_field =="), [schema::DURATION_S]);
+    let study_tags = [
+        schema::TAG_MODE,
+        schema::TAG_RUN_ID,
+        schema::TAG_LABEL,
+        schema::TAG_KIND,
+    ];
+    let tags = tags_of(query);
+    for tag in &tags {
+        assert!(
+            study_tags.contains(&tag.as_str()),
+            "annotation: tag {tag:?}"
+        );
+    }
+    assert!(
+        tags.contains(schema::TAG_LABEL),
+        "the text is not the run's label"
+    );
+    assert!(query.contains("timeEnd:"), "the annotation has no end");
+    assert_eq!(run["mappings"]["timeEnd"]["value"], "timeEnd");
+    assert_eq!(run["mappings"]["text"]["value"], "text");
+}
+
+#[test]
 fn the_mode_and_run_id_variables_read_tags_the_services_write() {
     let dash = dashboard();
     let vars = dash["templating"]["list"].as_array().expect("variables");

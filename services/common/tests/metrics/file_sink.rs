@@ -74,6 +74,11 @@ async fn the_file_sink_appends_parseable_line_protocol_with_the_schema_names() {
         .find(|l| l.measurement == "http")
         .expect("an http point");
     assert_eq!(http_point.tag("method"), Some("GET"));
+    assert_eq!(
+        http_point.tag("wait"),
+        Some("none"),
+        "a plain request is not a held poll"
+    );
     for field in ["p50_ms", "p95_ms", "max_ms"] {
         assert!(matches!(http_point.field(field), Some(FieldValue::Float(v)) if *v >= 0.0));
     }
