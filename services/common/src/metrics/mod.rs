@@ -68,8 +68,10 @@ pub mod schema {
     pub const WAIT_HELD: &str = "held";
     pub const WAIT_NONE: &str = "none";
 
-    /// Written by `flashsale study`, not by a service: one point per k6 run of the study's
-    /// protocol, at the scenario's start, so dashboards can mark each run. Its tags are
+    /// The run marks the dashboard's "Runs" annotation reads: one point per k6 run of a
+    /// compose study, at the scenario's start. Not a service's point, and nothing writes it
+    /// yet: the compose study runner that will is still to come, so the annotation stays
+    /// empty until then. Its tags are
     /// [`TAG_MODE`], [`TAG_RUN_ID`], [`TAG_LABEL`] (`warmup-1`, `run-500-2`) and [`TAG_KIND`]
     /// (`warmup` | `counted`); its one field is [`DURATION_S`].
     pub const STUDY_RUN: &str = "study_run";
