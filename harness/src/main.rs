@@ -38,11 +38,18 @@ enum Command {
         users: usize,
         #[arg(long, default_value_t = 5)]
         products: usize,
-        #[arg(long, default_value_t = 1000)]
-        stock: i32,
-        /// Units of each product one user may buy; 0 = no limit.
-        #[arg(long, default_value_t = 1)]
-        per_user_limit: i32,
+        /// Seed for this scenario of `compare`: its stock and per-user limit (flash: the
+        /// default `--flash-stock` of compare, one per user; sustained: more than any run
+        /// sells, no limit). Without it: 1000 units, one per user.
+        #[arg(long, value_enum)]
+        scenario: Option<harness::compare::Scenario>,
+        /// Units of each product, over the scenario's [env: STOCK, empty = unset].
+        #[arg(long, env = "STOCK", value_parser = parse_optional_i32, hide_env = true)]
+        stock: Option<OptionalI32>,
+        /// Units of each product one user may buy, 0 = no limit; over the scenario's
+        /// [env: PER_USER_LIMIT, empty = unset].
+        #[arg(long, env = "PER_USER_LIMIT", value_parser = parse_optional_i32, hide_env = true)]
+        per_user_limit: Option<OptionalI32>,
         #[arg(long, default_value = "flashsale")]
         password: String,
     },
@@ -301,6 +308,37 @@ struct UpArgs {
     /// Do not check or start PostgreSQL, Redis and RabbitMQ first.
     #[arg(long)]
     skip_setup: bool,
+}
+
+/// A number, or nothing: an empty `STOCK=` in the environment (how compose passes a variable
+/// nobody set) means unset, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OptionalI32(Option<i32>);
+
+fn parse_optional_i32(raw: &str) -> Result<OptionalI32, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(OptionalI32(None));
+    }
+    raw.parse()
+        .map(|n| OptionalI32(Some(n)))
+        .map_err(|e| format!("{raw:?} is not a whole number: {e}"))
+}
+
+/// The stock and per-user limit `seed` seeds: the scenario's (as `compare` seeds it), each
+/// overridden when given; without a scenario 1000 units, one per user.
+fn seed_stock(
+    scenario: Option<harness::compare::Scenario>,
+    stock: Option<i32>,
+    per_user_limit: Option<i32>,
+) -> (i32, i32) {
+    let (default_stock, default_limit) = scenario.map_or((1000, 1), |s| {
+        s.stock_and_limit(harness::compare::DEFAULT_FLASH_STOCK)
+    });
+    (
+        stock.unwrap_or(default_stock),
+        per_user_limit.unwrap_or(default_limit),
+    )
 }
 
 fn parse_env(raw: &str) -> Result<(String, String), String> {
@@ -567,10 +605,19 @@ async fn main() -> ExitCode {
             db_prefix,
             users,
             products,
+            scenario,
             stock,
             per_user_limit,
             password,
         } => {
+            let (stock, per_user_limit) = seed_stock(
+                scenario,
+                stock.and_then(|s| s.0),
+                per_user_limit.and_then(|l| l.0),
+            );
+            tracing::info!(
+                "seeding {stock} units of each product, per-user limit {per_user_limit}"
+            );
             let opts = SuiteOptions {
                 db_prefix,
                 users,
@@ -660,6 +707,67 @@ async fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::compare::{Scenario, DEFAULT_FLASH_STOCK, SUSTAINED_STOCK};
+
+    #[test]
+    fn a_scenario_seeds_what_compare_seeds_and_explicit_values_override_it() {
+        assert_eq!(
+            seed_stock(Some(Scenario::Flash), None, None),
+            Scenario::Flash.stock_and_limit(DEFAULT_FLASH_STOCK)
+        );
+        assert_eq!(
+            seed_stock(Some(Scenario::Flash), None, None),
+            (DEFAULT_FLASH_STOCK, 1)
+        );
+        assert_eq!(
+            seed_stock(Some(Scenario::Sustained), None, None),
+            (SUSTAINED_STOCK, 0)
+        );
+        assert_eq!(
+            seed_stock(Some(Scenario::Sustained), Some(50), None),
+            (50, 0)
+        );
+        assert_eq!(
+            seed_stock(Some(Scenario::Flash), None, Some(3)),
+            (DEFAULT_FLASH_STOCK, 3)
+        );
+        assert_eq!(seed_stock(None, None, None), (1000, 1));
+        assert_eq!(seed_stock(None, Some(7), Some(0)), (7, 0));
+    }
+
+    #[test]
+    fn an_empty_override_is_unset_and_a_bad_one_is_refused() {
+        assert_eq!(parse_optional_i32(""), Ok(OptionalI32(None)));
+        assert_eq!(parse_optional_i32(" 42 "), Ok(OptionalI32(Some(42))));
+        assert!(parse_optional_i32("many").is_err());
+    }
+
+    #[test]
+    fn seed_takes_the_scenario_and_overrides_from_the_command_line() {
+        let cli = Cli::try_parse_from([
+            "flashsale",
+            "seed",
+            "--scenario",
+            "sustained",
+            "--stock",
+            "9",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Seed {
+                scenario, stock, ..
+            } => {
+                assert_eq!(scenario, Some(Scenario::Sustained));
+                assert_eq!(stock, Some(OptionalI32(Some(9))));
+            }
+            _ => panic!("not seed"),
         }
     }
 }

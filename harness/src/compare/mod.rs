@@ -29,9 +29,11 @@ const FAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 /// Products on sale in one run.
 const PRODUCTS: usize = 5;
 /// Stock of the sustained scenario: more than any run can sell.
-const SUSTAINED_STOCK: i32 = 10_000_000;
+pub const SUSTAINED_STOCK: i32 = 10_000_000;
+/// Units of each product in the flash scenario unless told otherwise (`--flash-stock`).
+pub const DEFAULT_FLASH_STOCK: i32 = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// A small stock that sells out, one unit per shopper: fairness under a spike.
     Flash,
@@ -44,6 +46,15 @@ impl Scenario {
         match self {
             Scenario::Flash => "flash",
             Scenario::Sustained => "sustained",
+        }
+    }
+
+    /// The stock of each product and the per-user limit (0 = none) this scenario is seeded
+    /// with, the flash stock being `flash_stock`: what `compare` seeds and `seed --scenario`.
+    pub fn stock_and_limit(self, flash_stock: i32) -> (i32, i32) {
+        match self {
+            Scenario::Flash => (flash_stock, 1),
+            Scenario::Sustained => (SUSTAINED_STOCK, 0),
         }
     }
 }
@@ -120,7 +131,7 @@ impl CompareOptions {
             db_prefix: "flashsale".into(),
             redis_prefix: "flashsale".into(),
             users: 0,
-            flash_stock: 100,
+            flash_stock: DEFAULT_FLASH_STOCK,
             think_time_secs: 0.0,
             arrival_rate: 0,
             poll_wait_secs: DEFAULT_POLL_WAIT_SECS,
@@ -290,10 +301,7 @@ async fn run_scenario(
         Some(path) => path.clone(),
         None => crate::k6::write_scripts(&dir.join("raw/k6"))?,
     };
-    let (stock, per_user_limit) = match scenario {
-        Scenario::Flash => (opts.flash_stock, 1),
-        Scenario::Sustained => (SUSTAINED_STOCK, 0),
-    };
+    let (stock, per_user_limit) = scenario.stock_and_limit(opts.flash_stock);
     let mut manifest = Manifest {
         version: crate::report::manifest::MANIFEST_VERSION,
         scenario: scenario.as_str().into(),
