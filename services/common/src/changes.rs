@@ -40,6 +40,9 @@ use uuid::Uuid;
 
 /// The `Prefer` preference this module honours, and the `Preference-Applied` it answers with.
 pub const PREFER_WAIT: &str = "wait";
+/// The response header (RFC 7240) that says the wait was applied: the poll was held. The
+/// request metrics read it to count held polls apart.
+pub const PREFERENCE_APPLIED: &str = "preference-applied";
 
 /// The longest a PUBLISH may take before it is given up (its waiters then answer at the end
 /// of their wait).
@@ -336,7 +339,7 @@ impl Changes {
         let value = match self.asked_wait(headers) {
             Some(wait) => {
                 builder.insert_header((
-                    HeaderName::from_static("preference-applied"),
+                    HeaderName::from_static(PREFERENCE_APPLIED),
                     format!("{PREFER_WAIT}={}", wait.as_secs()),
                 ));
                 self.read_until_final(id, wait, read).await?

@@ -6,6 +6,7 @@
 //! sampler swaps the counters out once per interval. No allocation but the matched pattern's
 //! `String`, which actix builds.
 
+use crate::changes::PREFERENCE_APPLIED;
 use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{Method, StatusCode};
@@ -134,9 +135,6 @@ pub struct Registry {
 
 /// A route table's outer key: the method's tag and whether the poll was held.
 type Key = (&'static str, bool);
-
-/// The response header that says a `Prefer: wait` was honoured, i.e. the poll was held.
-pub(crate) const PREFERENCE_APPLIED: &str = "preference-applied";
 
 /// Methods other than the standard ones share one tag, so a client cannot grow the table.
 fn method_tag(method: &Method) -> &'static str {
