@@ -325,22 +325,6 @@ fn parse_optional_i32(raw: &str) -> Result<OptionalI32, String> {
         .map_err(|e| format!("{raw:?} is not a whole number: {e}"))
 }
 
-/// The stock and per-user limit `seed` seeds: the scenario's (as `compare` seeds it), each
-/// overridden when given; without a scenario 1000 units, one per user.
-fn seed_stock(
-    scenario: Option<harness::compare::Scenario>,
-    stock: Option<i32>,
-    per_user_limit: Option<i32>,
-) -> (i32, i32) {
-    let (default_stock, default_limit) = scenario.map_or((1000, 1), |s| {
-        s.stock_and_limit(harness::compare::DEFAULT_FLASH_STOCK)
-    });
-    (
-        stock.unwrap_or(default_stock),
-        per_user_limit.unwrap_or(default_limit),
-    )
-}
-
 fn parse_env(raw: &str) -> Result<(String, String), String> {
     raw.split_once('=')
         .filter(|(k, _)| !k.is_empty())
@@ -610,7 +594,7 @@ async fn main() -> ExitCode {
             per_user_limit,
             password,
         } => {
-            let (stock, per_user_limit) = seed_stock(
+            let (stock, per_user_limit) = harness::seed::stock_and_limit(
                 scenario,
                 stock.and_then(|s| s.0),
                 per_user_limit.and_then(|l| l.0),
@@ -714,33 +698,7 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use harness::compare::{Scenario, DEFAULT_FLASH_STOCK, SUSTAINED_STOCK};
-
-    #[test]
-    fn a_scenario_seeds_what_compare_seeds_and_explicit_values_override_it() {
-        assert_eq!(
-            seed_stock(Some(Scenario::Flash), None, None),
-            Scenario::Flash.stock_and_limit(DEFAULT_FLASH_STOCK)
-        );
-        assert_eq!(
-            seed_stock(Some(Scenario::Flash), None, None),
-            (DEFAULT_FLASH_STOCK, 1)
-        );
-        assert_eq!(
-            seed_stock(Some(Scenario::Sustained), None, None),
-            (SUSTAINED_STOCK, 0)
-        );
-        assert_eq!(
-            seed_stock(Some(Scenario::Sustained), Some(50), None),
-            (50, 0)
-        );
-        assert_eq!(
-            seed_stock(Some(Scenario::Flash), None, Some(3)),
-            (DEFAULT_FLASH_STOCK, 3)
-        );
-        assert_eq!(seed_stock(None, None, None), (1000, 1));
-        assert_eq!(seed_stock(None, Some(7), Some(0)), (7, 0));
-    }
+    use harness::compare::Scenario;
 
     #[test]
     fn an_empty_override_is_unset_and_a_bad_one_is_refused() {

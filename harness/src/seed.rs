@@ -102,9 +102,26 @@ pub async fn seed(server_url: &str, opts: &SuiteOptions) -> anyhow::Result<Vec<S
     Ok(products)
 }
 
+/// The stock and per-user limit `seed` seeds: the scenario's (as `compare` seeds it), each
+/// overridden when given; without a scenario 1000 units, one per user.
+pub fn stock_and_limit(
+    scenario: Option<crate::compare::Scenario>,
+    stock: Option<i32>,
+    per_user_limit: Option<i32>,
+) -> (i32, i32) {
+    let (default_stock, default_limit) = scenario.map_or((1000, 1), |s| {
+        s.stock_and_limit(crate::compare::DEFAULT_FLASH_STOCK)
+    });
+    (
+        stock.unwrap_or(default_stock),
+        per_user_limit.unwrap_or(default_limit),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::{Scenario, DEFAULT_FLASH_STOCK, SUSTAINED_STOCK};
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
 
     #[test]
@@ -122,5 +139,31 @@ mod tests {
         assert_eq!(product_id(1), product_id(1));
         assert_ne!(product_id(1), product_id(2));
         assert_ne!(user_id(1), product_id(1));
+    }
+
+    #[test]
+    fn a_scenario_seeds_what_compare_seeds_and_explicit_values_override_it() {
+        assert_eq!(
+            stock_and_limit(Some(Scenario::Flash), None, None),
+            Scenario::Flash.stock_and_limit(DEFAULT_FLASH_STOCK)
+        );
+        assert_eq!(
+            stock_and_limit(Some(Scenario::Flash), None, None),
+            (DEFAULT_FLASH_STOCK, 1)
+        );
+        assert_eq!(
+            stock_and_limit(Some(Scenario::Sustained), None, None),
+            (SUSTAINED_STOCK, 0)
+        );
+        assert_eq!(
+            stock_and_limit(Some(Scenario::Sustained), Some(50), None),
+            (50, 0)
+        );
+        assert_eq!(
+            stock_and_limit(Some(Scenario::Flash), None, Some(3)),
+            (DEFAULT_FLASH_STOCK, 3)
+        );
+        assert_eq!(stock_and_limit(None, None, None), (1000, 1));
+        assert_eq!(stock_and_limit(None, Some(7), Some(0)), (7, 0));
     }
 }
