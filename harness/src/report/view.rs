@@ -24,6 +24,8 @@ pub const MODES: [(&str, &str); 2] = [
     ("async", "Asynchronous + Least connections"),
 ];
 
+/// k6's exit status when a threshold failed (its `ThresholdsHaveFailed`).
+const K6_THRESHOLDS_FAILED: i32 = 99;
 /// Machine busier than this during a run: the load generator competed for CPU.
 const BUSY_LIMIT: f64 = 0.95;
 /// k6 using more than this share of the machine's cores: k6 was (close to) the bottleneck.
@@ -627,7 +629,12 @@ fn warnings(manifest: &Manifest, runs: &[RunData]) -> Vec<String> {
     for r in runs {
         if let Some(code) = r.record.k6_exit_code.filter(|c| *c != 0) {
             warnings.push(format!(
-                "k6 exited with status {code} in {} {} at {} VUs (see {}/k6.log).",
+                "k6 exited with status {code}{} in {} {} at {} VUs (see {}/k6.log).",
+                if code == K6_THRESHOLDS_FAILED {
+                    " (a THRESHOLD_* limit was crossed)"
+                } else {
+                    ""
+                },
                 r.record.mode,
                 r.record.label(),
                 r.record.vus,
