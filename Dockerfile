@@ -32,6 +32,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home flashsale
 COPY --from=builder /out/ /usr/local/bin/
+# The pinned k6 (a static binary), for `flashsale study`: the compose `study` service runs
+# the comparison's protocol from this image against the suite's nginx.
+COPY --from=grafana/k6:1.1.0 /usr/bin/k6 /usr/local/bin/k6
 USER flashsale
 ENV HOST=0.0.0.0 PORT=8000
 EXPOSE 8000

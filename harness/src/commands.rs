@@ -206,6 +206,16 @@ pub async fn compare(opts: crate::compare::CompareOptions) -> anyhow::Result<boo
     }
 }
 
+/// `flashsale study`: the protocol for one mode against a suite flashsale did not start.
+pub async fn study(opts: crate::compare::study::StudyOptions) -> anyhow::Result<bool> {
+    tokio::select! {
+        result = crate::compare::study::run(opts) => result,
+        _ = tokio::signal::ctrl_c() => {
+            anyhow::bail!("interrupted: the finished runs are in the study folder's runs.json")
+        }
+    }
+}
+
 /// `flashsale ceiling`: the journey against the null backend, in each mode's shape. Returns
 /// whether every journey completed (otherwise the figures are no ceiling).
 pub async fn ceiling(opts: crate::ceiling::CeilingOptions) -> anyhow::Result<bool> {

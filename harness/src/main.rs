@@ -99,6 +99,12 @@ enum Command {
     /// scenario, warm-ups, counted runs, drain and invariants after each) and write the
     /// comparison report under `--reports-dir`. Exit status 1 when any run's invariants fail.
     Compare(Box<CompareArgs>),
+    /// The comparison's protocol for one mode against a suite that is already running and
+    /// that flashsale did not start (docker-compose's `study` service runs this): warm-ups,
+    /// counted runs, a new sale per flash run, drain and invariants after each, into
+    /// `DIR/raw/<mode>/`. Run it once per mode into the same DIR, then `flashsale report
+    /// --compose DIR`. Exit status 1 when a run's invariants failed or k6 failed.
+    Study(Box<StudyArgs>),
     /// The instrument's ceiling on this machine: k6 runs the same journey, at the same virtual
     /// users, against a null backend (nginx answering every step itself, nothing behind it),
     /// in each mode's journey shape; writes `<reports-dir>/<timestamp>-ceiling/ceiling.md`.
@@ -367,16 +373,10 @@ enum ScenarioArg {
     Both,
 }
 
-/// Options left unset take the study's value, or the `--quick` profile's with `--quick`.
+/// The protocol's runs and journey, shared by `compare` and `study`. Options left unset take
+/// the study's value, or the `--quick` profile's with `--quick`.
 #[derive(clap::Args)]
-struct CompareArgs {
-    /// Modes to compare, comma-separated [default: sync,async].
-    #[arg(long, value_enum, value_delimiter = ',')]
-    modes: Option<Vec<ModeArg>>,
-    /// flash: a small stock that sells out (one unit per shopper); sustained: stock and
-    /// limit so every journey completes [default: both].
-    #[arg(long, value_enum)]
-    scenario: Option<ScenarioArg>,
+struct ProtocolArgs {
     /// Virtual users of the warm-up runs [default: 250; --quick: 20].
     #[arg(long)]
     warmup_vus: Option<usize>,
@@ -401,25 +401,6 @@ struct CompareArgs {
     /// 1 replica per service, 50 shoppers; explicit options still win.
     #[arg(long)]
     quick: bool,
-    /// Reports go to `<reports-dir>/<timestamp>-<scenario>/`.
-    #[arg(long, default_value = "reports")]
-    reports_dir: PathBuf,
-    /// Processes per service [default: 2; --quick: 1, or 2 with --faults].
-    #[arg(long)]
-    replicas: Option<usize>,
-    /// Folder of the service binaries (default: beside this executable).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    /// nginx's port on 127.0.0.1.
-    #[arg(long, default_value_t = 8080)]
-    port: u16,
-    /// Each mode's suite runs in `<run-dir>/<mode>`.
-    #[arg(long, default_value = "run/compare")]
-    run_dir: PathBuf,
-    #[arg(long, default_value = "flashsale")]
-    db_prefix: String,
-    #[arg(long, default_value = "flashsale")]
-    redis_prefix: String,
     /// Seeded shoppers [default: the largest VU count, one shopper per virtual user].
     #[arg(long)]
     users: Option<usize>,
@@ -445,12 +426,45 @@ struct CompareArgs {
     /// Longest wait after a run for the suite to drain [default: 120s; --quick: 30s].
     #[arg(long, value_parser = parse_duration)]
     drain_timeout: Option<Duration>,
-    /// Extra environment for every service, e.g. `--env PAYMENT_LATENCY_MS=200` (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
     /// Run this k6 script instead of the journey compiled into flashsale (k6/journey.js).
     #[arg(long)]
     script: Option<PathBuf>,
+}
+
+/// Options left unset take the study's value, or the `--quick` profile's with `--quick`.
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// Modes to compare, comma-separated [default: sync,async].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    modes: Option<Vec<ModeArg>>,
+    /// flash: a small stock that sells out (one unit per shopper); sustained: stock and
+    /// limit so every journey completes [default: both].
+    #[arg(long, value_enum)]
+    scenario: Option<ScenarioArg>,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+    /// Reports go to `<reports-dir>/<timestamp>-<scenario>/`.
+    #[arg(long, default_value = "reports")]
+    reports_dir: PathBuf,
+    /// Processes per service [default: 2; --quick: 1, or 2 with --faults].
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Folder of the service binaries (default: beside this executable).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// nginx's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Each mode's suite runs in `<run-dir>/<mode>`.
+    #[arg(long, default_value = "run/compare")]
+    run_dir: PathBuf,
+    #[arg(long, default_value = "flashsale")]
+    db_prefix: String,
+    #[arg(long, default_value = "flashsale")]
+    redis_prefix: String,
+    /// Extra environment for every service, e.g. `--env PAYMENT_LATENCY_MS=200` (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
     /// Do not check or start PostgreSQL, Redis, RabbitMQ and k6 first.
     #[arg(long)]
     skip_setup: bool,
@@ -465,6 +479,85 @@ struct CompareArgs {
     /// The suites' RabbitMQ URL [default: the machine's, amqp://guest:guest@127.0.0.1:5672/%2f].
     #[arg(long)]
     amqp_url: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct StudyArgs {
+    /// The suite's mode (what its services and nginx run as).
+    #[arg(long, value_enum)]
+    mode: ModeArg,
+    #[arg(long, value_enum, default_value = "flash")]
+    scenario: harness::compare::Scenario,
+    /// The study folder, shared by both modes' studies.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The suite's public address (its nginx).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base_url: String,
+    /// The suite's PostgreSQL server, without a database name.
+    #[arg(long, default_value = harness::infra::DEFAULT_DATABASE_URL)]
+    database_url: String,
+    #[arg(long, default_value = "flashsale")]
+    db_prefix: String,
+    /// The suite's RabbitMQ [default: amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long)]
+    amqp_url: Option<String>,
+    /// The seeded users' password.
+    #[arg(long, default_value = "flashsale")]
+    password: String,
+    /// The RUN_ID the suite's services tag their metrics with.
+    #[arg(long, env = "RUN_ID", default_value = "compose")]
+    run_id: String,
+    /// Processes per service of the suite, for the report.
+    #[arg(long, default_value_t = 2)]
+    replicas: usize,
+    /// Every run also exports k6's web dashboard as `k6-dashboard.html` beside its summary.
+    #[arg(long)]
+    web_dashboard: bool,
+    /// InfluxDB 2, where each run is marked for Grafana (`study_run`); unset: no marks.
+    #[arg(long, env = "INFLUX_URL")]
+    influx_url: Option<String>,
+    #[arg(long, env = "INFLUX_ORG", default_value = "flashsale")]
+    influx_org: String,
+    #[arg(long, env = "INFLUX_BUCKET", default_value = "flashsale")]
+    influx_bucket: String,
+    #[arg(long, env = "INFLUX_TOKEN", default_value = "", hide_env_values = true)]
+    influx_token: String,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+}
+
+impl StudyArgs {
+    fn into_options(self) -> harness::compare::study::StudyOptions {
+        use harness::compare::study::{InfluxWrite, StudyOptions, StudyTarget};
+        let protocol = harness::compare::CompareOptions {
+            replicas: self.replicas,
+            k6_web_dashboard: self.web_dashboard,
+            ..self.protocol.into_options(false)
+        };
+        StudyOptions {
+            protocol,
+            scenario: self.scenario,
+            target: StudyTarget {
+                mode: self.mode.into_mode(),
+                base_url: self.base_url,
+                database_url: self.database_url,
+                db_prefix: self.db_prefix,
+                amqp_url: self
+                    .amqp_url
+                    .unwrap_or_else(|| SuiteOptions::default().amqp_url),
+                password: self.password,
+                run_id: self.run_id,
+            },
+            dir: self.dir,
+            influx: self.influx_url.map(|url| InfluxWrite {
+                url,
+                org: self.influx_org,
+                bucket: self.influx_bucket,
+                token: self.influx_token,
+            }),
+        }
+    }
 }
 
 /// `60s`, `2m`, `1m30s`, `500ms` or a bare number of seconds.
@@ -506,30 +599,23 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
-impl CompareArgs {
-    fn into_options(self) -> harness::compare::CompareOptions {
-        use harness::compare::{CompareOptions, Scenario};
+impl ProtocolArgs {
+    /// The protocol's options over the study's (or the quick profile's) defaults; `faults`:
+    /// whether fault runs need their longer default duration.
+    fn into_options(self, faults: bool) -> harness::compare::CompareOptions {
+        use harness::compare::CompareOptions;
         let base = if self.quick {
             CompareOptions::quick()
         } else {
             CompareOptions::study()
         };
-        // A fault plan kills one replica of each service, which only a pool of two or more
-        // survives; and each fault needs a few seconds before the next to show its recovery.
-        let duration = self.duration.unwrap_or(if self.faults {
+        // Each fault needs a few seconds before the next to show its recovery.
+        let duration = self.duration.unwrap_or(if faults {
             base.duration.max(harness::compare::FAULT_RUN_MIN)
         } else {
             base.duration
         });
         CompareOptions {
-            modes: self.modes.map_or(base.modes.clone(), |modes| {
-                modes.into_iter().map(ModeArg::into_mode).collect()
-            }),
-            scenarios: match self.scenario {
-                None | Some(ScenarioArg::Both) => vec![Scenario::Flash, Scenario::Sustained],
-                Some(ScenarioArg::Flash) => vec![Scenario::Flash],
-                Some(ScenarioArg::Sustained) => vec![Scenario::Sustained],
-            },
             warmup_vus: self.warmup_vus.unwrap_or(base.warmup_vus),
             warmups: self.warmups.unwrap_or(base.warmups),
             vus: self.vus.unwrap_or_else(|| base.vus.clone()),
@@ -542,7 +628,35 @@ impl CompareArgs {
                 duration
             }),
             quick: self.quick,
+            users: self.users.unwrap_or(base.users),
+            flash_stock: self.flash_stock.unwrap_or(base.flash_stock),
+            think_time_secs: self.think_time.max(0.0),
+            arrival_rate: self.arrival_rate,
+            poll_wait_secs: self.poll_wait,
+            login_every_iteration: self.login_every_iteration,
+            drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),
+            script: self.script,
+            ..base
+        }
+    }
+}
+
+impl CompareArgs {
+    fn into_options(self) -> harness::compare::CompareOptions {
+        use harness::compare::Scenario;
+        let base = self.protocol.into_options(self.faults);
+        harness::compare::CompareOptions {
+            modes: self.modes.map_or(base.modes.clone(), |modes| {
+                modes.into_iter().map(ModeArg::into_mode).collect()
+            }),
+            scenarios: match self.scenario {
+                None | Some(ScenarioArg::Both) => vec![Scenario::Flash, Scenario::Sustained],
+                Some(ScenarioArg::Flash) => vec![Scenario::Flash],
+                Some(ScenarioArg::Sustained) => vec![Scenario::Sustained],
+            },
             reports_dir: self.reports_dir,
+            // A fault plan kills one replica of each service, which only a pool of two or
+            // more survives.
             replicas: self.replicas.unwrap_or(if self.faults {
                 base.replicas.max(2)
             } else {
@@ -553,19 +667,12 @@ impl CompareArgs {
             run_dir: self.run_dir,
             db_prefix: self.db_prefix,
             redis_prefix: self.redis_prefix,
-            users: self.users.unwrap_or(base.users),
-            flash_stock: self.flash_stock.unwrap_or(base.flash_stock),
-            think_time_secs: self.think_time.max(0.0),
-            arrival_rate: self.arrival_rate,
-            poll_wait_secs: self.poll_wait,
-            login_every_iteration: self.login_every_iteration,
-            drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),
             service_env: self.env,
-            script: self.script,
             skip_setup: self.skip_setup,
             faults: self.faults,
             rabbitmq_node: self.rabbitmq_node,
             amqp_url: self.amqp_url,
+            ..base
         }
     }
 }
@@ -668,6 +775,7 @@ async fn main() -> ExitCode {
         },
         Command::Status { run_dir, json } => commands::status(&run_dir, json).await,
         Command::Compare(args) => commands::compare(args.into_options()).await,
+        Command::Study(args) => commands::study(args.into_options()).await,
         Command::Ceiling(args) => commands::ceiling(args.into_options()).await,
         Command::Report { dir } => commands::report(&dir),
         Command::K6Merge { out, runners } => commands::k6_merge(&runners, &out),

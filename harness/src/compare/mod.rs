@@ -11,10 +11,12 @@
 //! stock, so every run sells out from a full stock and the per-user limit starts afresh.
 
 pub mod environment;
+pub mod study;
 
 use crate::options::SuiteOptions;
 use crate::report::manifest::{Manifest, RunKind, RunRecord, Settings, SuiteRecord};
 use crate::rundata;
+use crate::state::SuiteState;
 use crate::suite::Suite;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -99,6 +101,9 @@ pub struct CompareOptions {
     /// Fault runs: the standard fault plan ([`crate::chaos::FaultPlan::standard`]) during
     /// every counted run, audited after it; the report gets a Faults section.
     pub faults: bool,
+    /// Every run also writes k6's web dashboard report (`k6-dashboard.html`); off by
+    /// default, since the dashboard's aggregation costs k6 CPU on the machine under test.
+    pub k6_web_dashboard: bool,
     /// The RabbitMQ node a fault run restarts (async); default: rabbitmqctl's.
     pub rabbitmq_node: Option<String>,
     /// The suites' RabbitMQ; default: the machine's.
@@ -141,6 +146,7 @@ impl CompareOptions {
             script: None,
             skip_setup: false,
             faults: false,
+            k6_web_dashboard: false,
             rabbitmq_node: None,
             amqp_url: None,
         }
@@ -301,36 +307,7 @@ async fn run_scenario(
         Some(path) => path.clone(),
         None => crate::k6::write_scripts(&dir.join("raw/k6"))?,
     };
-    let (stock, per_user_limit) = scenario.stock_and_limit(opts.flash_stock);
-    let mut manifest = Manifest {
-        version: crate::report::manifest::MANIFEST_VERSION,
-        scenario: scenario.as_str().into(),
-        created_at: stamp,
-        settings: Settings {
-            modes: opts.modes.iter().map(|m| m.as_str().to_string()).collect(),
-            warmup_vus: opts.warmup_vus,
-            warmups: opts.warmups,
-            vus: opts.vus.clone(),
-            runs: opts.runs,
-            duration_secs: opts.duration.as_secs_f64(),
-            warmup_duration_secs: opts.warmup_duration.as_secs_f64(),
-            replicas: opts.replicas,
-            users: opts.shoppers(),
-            products: PRODUCTS,
-            stock,
-            per_user_limit,
-            new_products_per_run: scenario == Scenario::Flash,
-            think_time_secs: opts.think_time_secs,
-            arrival_rate: opts.arrival_rate,
-            poll_wait_secs: opts.poll_wait_secs,
-            login_every_iteration: opts.login_every_iteration,
-            quick: opts.quick,
-            service_env: opts.service_env.iter().cloned().collect(),
-        },
-        environment: environment.clone(),
-        suites: Vec::new(),
-        runs: Vec::new(),
-    };
+    let mut manifest = new_manifest(opts, scenario, stamp, environment);
     manifest.save(&dir)?;
 
     let mut all_ok = true;
@@ -340,6 +317,8 @@ async fn run_scenario(
             scenario,
             mode: *mode,
             dir: &dir,
+            manifest_dir: &dir,
+            first_product: 0,
             k6,
             script: &script,
             bin_dir,
@@ -376,12 +355,57 @@ async fn run_scenario(
     })
 }
 
+/// The manifest of one scenario's comparison before its first run: what it will run with.
+fn new_manifest(
+    opts: &CompareOptions,
+    scenario: Scenario,
+    stamp: DateTime<Utc>,
+    environment: &crate::report::manifest::Environment,
+) -> Manifest {
+    let (stock, per_user_limit) = scenario.stock_and_limit(opts.flash_stock);
+    Manifest {
+        version: crate::report::manifest::MANIFEST_VERSION,
+        scenario: scenario.as_str().into(),
+        created_at: stamp,
+        settings: Settings {
+            modes: opts.modes.iter().map(|m| m.as_str().to_string()).collect(),
+            warmup_vus: opts.warmup_vus,
+            warmups: opts.warmups,
+            vus: opts.vus.clone(),
+            runs: opts.runs,
+            duration_secs: opts.duration.as_secs_f64(),
+            warmup_duration_secs: opts.warmup_duration.as_secs_f64(),
+            replicas: opts.replicas,
+            users: opts.shoppers(),
+            products: PRODUCTS,
+            stock,
+            per_user_limit,
+            new_products_per_run: scenario == Scenario::Flash,
+            think_time_secs: opts.think_time_secs,
+            arrival_rate: opts.arrival_rate,
+            poll_wait_secs: opts.poll_wait_secs,
+            login_every_iteration: opts.login_every_iteration,
+            quick: opts.quick,
+            service_env: opts.service_env.iter().cloned().collect(),
+        },
+        environment: environment.clone(),
+        suites: Vec::new(),
+        runs: Vec::new(),
+    }
+}
+
 /// One mode of one scenario: its suite and its runs.
 struct ModeRun<'a> {
     opts: &'a CompareOptions,
     scenario: Scenario,
     mode: Mode,
+    /// The report folder: every run's `dir` is relative to it.
     dir: &'a Path,
+    /// Where `runs.json` is saved after every run: `dir`, or a study's `raw/<mode>`.
+    manifest_dir: &'a Path,
+    /// Products already on sale before the first run (a study against a suite that sold
+    /// before): the flash scenario's sales start after them.
+    first_product: usize,
     k6: &'a Path,
     script: &'a Path,
     bin_dir: &'a Path,
@@ -525,7 +549,8 @@ impl ModeRun<'_> {
         let mut suite = Suite::start(suite_opts)
             .await
             .context("starting the suite")?;
-        let result = self.run_steps(&mut suite, manifest).await;
+        let state = suite.state().clone();
+        let result = self.run_steps(Some(&mut suite), &state, manifest).await;
         tracing::info!("{} stopping the suite", self.tag());
         let stopped = suite.stop().await;
         copy_metrics(&metrics_dir, &self.dir.join(&kept_metrics))?;
@@ -534,10 +559,16 @@ impl ModeRun<'_> {
         Ok(ok)
     }
 
-    async fn run_steps(&self, suite: &mut Suite, manifest: &mut Manifest) -> anyhow::Result<bool> {
+    /// The plan's runs against the suite `state` describes; `suite` is the one the harness
+    /// started, when it did (a fault run needs it to kill and restart replicas).
+    async fn run_steps(
+        &self,
+        mut suite: Option<&mut Suite>,
+        state: &SuiteState,
+        manifest: &mut Manifest,
+    ) -> anyhow::Result<bool> {
         let o = self.opts;
         let mode = self.mode.as_str();
-        let state = suite.state().clone();
         let mut products: Vec<String> = state.products.iter().map(|p| p.id.to_string()).collect();
         let watched: Vec<crate::k6::load::Watched> = state
             .processes
@@ -550,10 +581,11 @@ impl ModeRun<'_> {
             .collect();
         let mut all_ok = true;
         for (r, step) in self.plan().iter().enumerate() {
-            if self.scenario == Scenario::Flash && r > 0 {
+            if self.scenario == Scenario::Flash && (r > 0 || self.first_product > 0) {
                 // A new sale: the next PRODUCTS products, at full stock.
+                let first = self.first_product + r * PRODUCTS;
                 let opts = SuiteOptions {
-                    products: (r + 1) * PRODUCTS,
+                    products: first + PRODUCTS,
                     ..state.options.clone()
                 };
                 let seeded = crate::seed::seed(&state.database_url, &opts)
@@ -561,7 +593,7 @@ impl ModeRun<'_> {
                     .context("seeding the next sale's products")?;
                 products = seeded
                     .iter()
-                    .skip(r * PRODUCTS)
+                    .skip(first)
                     .map(|p| p.id.to_string())
                     .collect();
             }
@@ -584,7 +616,7 @@ impl ModeRun<'_> {
             );
             let duration = step.duration;
             tracing::info!("{tag} for {} s…", duration.as_secs());
-            let env = crate::k6::Journey {
+            let mut env = crate::k6::Journey {
                 base_url: &state.base_url,
                 vus: step.vus,
                 duration,
@@ -598,6 +630,9 @@ impl ModeRun<'_> {
                 login_every_iteration: o.login_every_iteration,
             }
             .env();
+            if o.k6_web_dashboard {
+                env.extend(crate::k6::web_dashboard_env(&out_dir));
+            }
             let plan = match (o.faults, step.kind) {
                 (true, RunKind::Counted) => Some(self.fault_plan(duration)?),
                 _ => None,
@@ -626,6 +661,9 @@ impl ModeRun<'_> {
             // The faults start with the scenario (after setup's logins), while k6 runs.
             let (result, fault_log) = match &plan {
                 Some(plan) => {
+                    let suite = suite
+                        .as_deref_mut()
+                        .context("a fault run needs a suite the harness started")?;
                     let faults = async {
                         match started.await {
                             Ok(()) => Some(crate::chaos::run(suite, plan).await),
@@ -681,7 +719,7 @@ impl ModeRun<'_> {
             )?;
             let k6_ok = matches!(result.exit_code, Some(0));
             let mut run_ok = report.ok() && k6_ok;
-            if let Some(mut log) = fault_log {
+            if let (Some(mut log), Some(suite)) = (fault_log, suite.as_deref()) {
                 run_ok &= self
                     .settle_faults(suite, &mut log, &out_dir, o.drain_timeout, &tag)
                     .await?;
@@ -720,7 +758,7 @@ impl ModeRun<'_> {
                 drain_secs,
                 products: products.clone(),
             });
-            manifest.save(self.dir)?;
+            manifest.save(self.manifest_dir)?;
         }
         Ok(all_ok)
     }

@@ -32,6 +32,23 @@ pub fn write_scripts(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.join("journey.js"))
 }
 
+/// The environment that makes k6 export its web dashboard as `out_dir/k6-dashboard.html`
+/// when the run ends, with no HTTP listener (port -1), so k6 exits when the run does. One
+/// aggregation a second: at the default 10 s period, k6 1.1 exported nothing from a 12 s
+/// run.
+pub fn web_dashboard_env(out_dir: &Path) -> Vec<(String, String)> {
+    let export = out_dir.join(crate::rundata::k6::WEB_DASHBOARD_FILE);
+    vec![
+        ("K6_WEB_DASHBOARD".into(), "true".into()),
+        ("K6_WEB_DASHBOARD_PORT".into(), "-1".into()),
+        ("K6_WEB_DASHBOARD_PERIOD".into(), "1s".into()),
+        (
+            "K6_WEB_DASHBOARD_EXPORT".into(),
+            export.to_string_lossy().into_owned(),
+        ),
+    ]
+}
+
 /// The journey's settings, as `k6/lib/config.js` reads them from the environment: one list
 /// for every command that runs the journey, so none of them runs it with a setting missing.
 pub struct Journey<'a> {

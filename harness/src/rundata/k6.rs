@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const SERIES_FILE: &str = "k6.csv.gz";
+/// k6's web dashboard report of the run, when it was asked for: one self-contained HTML page.
+pub const WEB_DASHBOARD_FILE: &str = "k6-dashboard.html";
 
 /// The outcomes a journey can end in, as the script counts them (`checkout_<outcome>`).
 pub const OUTCOMES: [&str; 6] = [

@@ -33,7 +33,7 @@ fn compose_config(mode: &str, env: &[(&str, &str)]) -> std::process::Output {
         .current_dir(root())
         .arg("--env-file")
         .arg(&empty)
-        .args(["--profile", "load", "config"])
+        .args(["--profile", "load", "--profile", "study", "config"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MODE", mode)
@@ -310,4 +310,101 @@ fn compose_publishes_on_loopback_only_and_never_the_internal_listener() {
             "{name} calls its peers on the public listener"
         );
     }
+}
+
+fn command_of(service: &serde_json::Value) -> Vec<String> {
+    service["command"]
+        .as_array()
+        .expect("a command list")
+        .iter()
+        .map(|a| a.as_str().expect("a string argument").to_string())
+        .collect()
+}
+
+/// The value after `flag` in `args`.
+fn value_of<'a>(args: &'a [String], flag: &str) -> &'a str {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("no {flag}"));
+    &args[at + 1]
+}
+
+#[test]
+fn the_study_service_runs_the_protocol_on_this_modes_suite_with_flags_flashsale_knows() {
+    let config = resolved_config("async");
+    let study = &config["services"]["study"];
+    assert_eq!(study["image"], "flashsale-suite:local");
+    let args = command_of(study);
+    assert_eq!(args[..2], ["flashsale", "study"]);
+    assert_eq!(value_of(&args, "--mode"), "async", "the suite's MODE");
+    assert_eq!(value_of(&args, "--base-url"), "http://nginx:8080");
+    assert_eq!(
+        value_of(&args, "--scenario"),
+        "flash",
+        "the seed's default SCENARIO"
+    );
+    assert!(value_of(&args, "--dir").starts_with("/reports/"));
+    assert!(args.contains(&"--web-dashboard".to_string()));
+    assert!(
+        study["volumes"].to_string().contains("reports/compose"),
+        "{}",
+        study["volumes"]
+    );
+    // The services tag their metrics with RUN_ID: the study records the same one.
+    assert_eq!(
+        study["environment"]["RUN_ID"],
+        config["services"]["order"]["environment"]["RUN_ID"]
+    );
+    assert_eq!(study["environment"]["THRESHOLD_FAILURE_RATE"], "0.01");
+    let seed = command_of(&config["services"]["seed"]);
+    assert_eq!(value_of(&seed, "--scenario"), value_of(&args, "--scenario"));
+
+    // Every flag is one `flashsale study` takes.
+    let help = Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .args(["study", "--help"])
+        .output()
+        .expect("flashsale study --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "flashsale study has no {flag}:\n{help}"
+        );
+    }
+
+    // The image carries the k6 the study runs, the pinned one.
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains(&format!(
+        "COPY --from=grafana/k6:{} /usr/bin/k6 /usr/local/bin/k6",
+        harness::k6::K6_VERSION
+    )));
+}
+
+#[test]
+fn a_plain_k6_run_keeps_its_raw_series_and_dashboard_and_can_fail() {
+    let config = resolved_config("sync");
+    let k6 = &config["services"]["k6"];
+    assert_eq!(
+        k6["image"],
+        format!("grafana/k6:{}", harness::k6::K6_VERSION)
+    );
+    let args = command_of(k6);
+    assert!(
+        value_of(&args, "--out").starts_with("csv=/reports/sync-")
+            && value_of(&args, "--out").ends_with("-k6.csv.gz"),
+        "{args:?}"
+    );
+    assert!(value_of(&args, "--summary-export").starts_with("/reports/sync-"));
+    let env = &k6["environment"];
+    assert_eq!(env["K6_WEB_DASHBOARD"], "true");
+    assert_eq!(
+        env["K6_WEB_DASHBOARD_PORT"], "-1",
+        "k6 must exit when the run ends"
+    );
+    assert!(env["K6_WEB_DASHBOARD_EXPORT"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("/reports/sync-") && p.ends_with(".html")));
+    assert_eq!(env["THRESHOLD_FAILURE_RATE"], "0.01");
+    assert!(k6["volumes"].to_string().contains("reports/compose"));
 }
