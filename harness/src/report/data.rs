@@ -117,6 +117,16 @@ impl RunData {
 
 /// Read every run's raw data.
 pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
+    load_runs(dir, manifest, true)
+}
+
+/// Every run's raw data but k6's per-second series (left empty): all the tables need, without
+/// the largest files, which only the charts read.
+pub fn load_figures(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
+    load_runs(dir, manifest, false)
+}
+
+fn load_runs(dir: &Path, manifest: &Manifest, with_series: bool) -> Vec<RunData> {
     let service_points: BTreeMap<String, Result<Vec<Point>, String>> = manifest
         .suites
         .iter()
@@ -129,7 +139,10 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
     manifest
         .runs
         .iter()
-        .map(|record| read_run(dir, manifest, record, service_points.get(&record.mode)))
+        .map(|record| {
+            let points = service_points.get(&record.mode);
+            read_run(dir, manifest, record, points, with_series)
+        })
         .collect()
 }
 
@@ -139,6 +152,7 @@ fn read_run(
     manifest: &Manifest,
     record: &RunRecord,
     service_points: Option<&Result<Vec<Point>, String>>,
+    with_series: bool,
 ) -> RunData {
     let run_dir = dir.join(&record.dir);
     let mut problems = Vec::new();
@@ -146,7 +160,7 @@ fn read_run(
         k6::read_summary(&run_dir.join(k6::SUMMARY_FILE)),
         &mut problems,
     );
-    let series = match k6::series_file(&run_dir) {
+    let series = match k6::series_file(&run_dir).filter(|_| with_series) {
         Some(path) => kept(k6::read_series(&path), &mut problems).unwrap_or_default(),
         None => Vec::new(),
     };
