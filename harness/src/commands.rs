@@ -231,6 +231,7 @@ pub fn report(dir: &Path) -> anyhow::Result<bool> {
     let built = crate::report::build(dir)?;
     println!("{}", built.tables);
     println!("{}\n{}", built.markdown.display(), built.html.display());
+    crate::report::index::refresh(&crate::report::index::parent(dir));
     Ok(true)
 }
 

@@ -181,17 +181,20 @@ fn a_mode_that_did_not_run_is_not_available() {
 
 #[test]
 fn flashsale_report_rebuilds_the_same_self_contained_files_from_the_raw_data() {
-    let dir = fixture_copy();
-    let built = harness::report::build(dir.path()).expect("build the report");
+    // In a reports dir of its own: `flashsale report` writes the index of the folder's parent.
+    let reports = tempfile::tempdir().expect("temp dir");
+    let dir = reports.path().join("20260101-000000-flash");
+    copy_dir(&fixture(), &dir);
+    let built = harness::report::build(&dir).expect("build the report");
     let (md, html) = (read(&built.markdown), read(&built.html));
-    let chart = read(&dir.path().join("charts/rps-500.svg"));
+    let chart = read(&dir.join("charts/rps-500.svg"));
     std::fs::remove_file(&built.markdown).expect("remove report.md");
     std::fs::remove_file(&built.html).expect("remove report.html");
-    std::fs::remove_dir_all(dir.path().join("charts")).expect("remove charts");
+    std::fs::remove_dir_all(dir.join("charts")).expect("remove charts");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
         .arg("report")
-        .arg(dir.path())
+        .arg(&dir)
         .output()
         .expect("run flashsale report");
 
@@ -200,10 +203,15 @@ fn flashsale_report_rebuilds_the_same_self_contained_files_from_the_raw_data() {
         "flashsale report failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(read(&dir.path().join("report.md")), md);
-    assert_eq!(read(&dir.path().join("report.html")), html);
-    assert_eq!(read(&dir.path().join("charts/rps-500.svg")), chart);
+    assert_eq!(read(&dir.join("report.md")), md);
+    assert_eq!(read(&dir.join("report.html")), html);
+    assert_eq!(read(&dir.join("charts/rps-500.svg")), chart);
     assert!(String::from_utf8_lossy(&out.stdout).contains("| Throughput (req/s) |"));
+    let index = read(&reports.path().join("index.html"));
+    assert!(
+        index.contains("<a href=\"20260101-000000-flash&#x2f;report.html\">"),
+        "{index}"
+    );
     // Self-contained: the charts are inline and nothing is loaded from anywhere.
     assert_eq!(html.matches("<svg").count(), 4, "four charts inline");
     for fetch in [" src=", " href=", "<link", "<script", "@import", "url("] {
