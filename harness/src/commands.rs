@@ -235,6 +235,17 @@ pub fn report(dir: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `flashsale diff A B`: what changed from report A to report B, in Markdown or JSON.
+pub fn diff(a: &Path, b: &Path, json: bool) -> anyhow::Result<bool> {
+    let diff = crate::report::diff::diff(a, b)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&diff)?);
+    } else {
+        print!("{}", diff.markdown()?);
+    }
+    Ok(true)
+}
+
 /// `flashsale k6-merge`: one run's files from several k6 runners.
 pub fn k6_merge(runners: &[std::path::PathBuf], out: &Path) -> anyhow::Result<bool> {
     let merged = crate::k6::merge::merge(runners, out)?;

@@ -4,10 +4,12 @@
 //!
 //! Three steps, a module each: [`data`] reads the runs from disk, [`view`] computes the
 //! tables, charts and notes from them, [`render`] lays the view out in the templates.
-//! Beside them, [`index`] lists every report folder of the reports dir with its headline.
+//! Beside them, [`index`] lists every report folder of the reports dir with its headline,
+//! and [`diff`] compares two report folders.
 
 pub mod charts;
 pub mod data;
+pub mod diff;
 pub mod faults;
 pub mod index;
 pub mod lineproto;

@@ -1,0 +1,251 @@
+//! `flashsale diff A B`: what changed from one report folder to another, per VU level, mode
+//! and metric of the report's comparison table. A change is "better" or "worse" only when
+//! the two reports' min–max spreads do not overlap, the rule the report's own winner follows
+//! ([`stats::winner`]); otherwise it is within the run-to-run spread. The settings that
+//! differ are named first: a diff across different settings compares different experiments.
+
+use super::data;
+use super::manifest::Manifest;
+use super::stats::{self, Better, Winner};
+use super::table::{cell, Figure, Unit};
+use super::view::{self, LevelFigures, MODES};
+use anyhow::Context;
+use serde::Serialize;
+use std::path::Path;
+
+const TEMPLATE: &str = include_str!("../../templates/diff.md.j2");
+
+/// What B's figure is against A's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Better beyond both spreads (lower for a cost, higher for a rate).
+    #[serde(rename = "better")]
+    Better,
+    #[serde(rename = "worse")]
+    Worse,
+    /// The spreads overlap: no difference the runs can tell.
+    #[serde(rename = "within spread")]
+    WithinSpread,
+    /// One side has no value.
+    #[serde(rename = "n/a")]
+    NotAvailable,
+}
+
+impl Verdict {
+    /// B against A: A is the first of [`stats::winner`], B the second.
+    fn of(a: Option<Figure>, b: Option<Figure>, better: Better) -> Verdict {
+        match stats::winner(a, b, better) {
+            Winner::First => Verdict::Worse,
+            Winner::Second => Verdict::Better,
+            Winner::Tie => Verdict::WithinSpread,
+            Winner::NotAvailable => Verdict::NotAvailable,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::WithinSpread => "within spread",
+            Verdict::NotAvailable => "n/a",
+        }
+    }
+}
+
+/// One report folder, as the diff names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub dir: String,
+    pub scenario: String,
+    pub created_at: String,
+    /// Every run was checked and its invariants held.
+    pub invariants_ok: bool,
+}
+
+/// A setting (or a fact of the machine) that is not the same in both reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingChange {
+    pub setting: String,
+    pub a: String,
+    pub b: String,
+}
+
+/// One metric of one mode at one VU level, in A and in B.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub vus: usize,
+    pub mode: String,
+    pub metric: String,
+    /// The mean over A's counted runs, with its spread.
+    pub a: Option<Figure>,
+    pub b: Option<Figure>,
+    /// B's mean against A's, in % of A's.
+    pub change_percent: Option<f64>,
+    pub verdict: Verdict,
+    #[serde(skip)]
+    unit: Unit,
+}
+
+/// What changed from report A to report B.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diff {
+    pub a: Side,
+    pub b: Side,
+    /// The comparison's settings that differ (the report's Settings table).
+    pub settings: Vec<SettingChange>,
+    /// The machine and versions that differ (the report's Environment table).
+    pub environment: Vec<SettingChange>,
+    pub changes: Vec<Change>,
+}
+
+/// One report folder read for the diff.
+struct Report {
+    side: Side,
+    levels: Vec<LevelFigures>,
+    settings: Vec<(String, String)>,
+    environment: Vec<(String, String)>,
+}
+
+impl Report {
+    fn read(dir: &Path) -> anyhow::Result<Report> {
+        let manifest = Manifest::load(dir)?;
+        let runs = data::load_figures(dir, &manifest);
+        Ok(Report {
+            side: Side {
+                dir: dir.display().to_string(),
+                scenario: manifest.scenario.clone(),
+                created_at: manifest
+                    .created_at
+                    .format("%Y-%m-%d %H:%M:%S UTC")
+                    .to_string(),
+                invariants_ok: view::invariants_held(&runs),
+            },
+            levels: view::figures(&manifest, &runs),
+            settings: view::settings(&manifest),
+            environment: view::environment(&manifest),
+        })
+    }
+}
+
+/// `100 → 110` is `+10 %`; from 0 only to 0 (no change), else no percentage.
+fn change_percent(a: Option<Figure>, b: Option<Figure>) -> Option<f64> {
+    let (a, b) = (a?.value, b?.value);
+    if a == 0.0 {
+        return (b == 0.0).then_some(0.0);
+    }
+    Some((b - a) / a.abs() * 100.0)
+}
+
+/// The rows of two settings tables whose values differ, in A's order then B's; a row only
+/// one side has is `none` on the other.
+fn changed(a: &[(String, String)], b: &[(String, String)]) -> Vec<SettingChange> {
+    let value = |rows: &[(String, String)], key: &str| {
+        rows.iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| "none".to_string(), |(_, v)| v.clone())
+    };
+    let mut keys: Vec<&str> = a.iter().map(|(k, _)| k.as_str()).collect();
+    for (k, _) in b {
+        if !keys.contains(&k.as_str()) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|k| SettingChange {
+            setting: k.to_string(),
+            a: value(a, k),
+            b: value(b, k),
+        })
+        .filter(|c| c.a != c.b)
+        .collect()
+}
+
+/// Per VU level (A's, then B's others), mode and metric, where either report has a value.
+fn changes(a: &[LevelFigures], b: &[LevelFigures]) -> Vec<Change> {
+    let mut levels: Vec<usize> = a.iter().map(|l| l.vus).collect();
+    for l in b {
+        if !levels.contains(&l.vus) {
+            levels.push(l.vus);
+        }
+    }
+    let find = |side: &[LevelFigures], vus: usize| side.iter().find(|l| l.vus == vus).cloned();
+    let mut out = Vec::new();
+    for vus in levels {
+        let (la, lb) = (find(a, vus), find(b, vus));
+        // Both sides list the same metrics; the one that has the level names them.
+        let Some(metrics) = la.as_ref().or(lb.as_ref()).map(|l| l.metrics.clone()) else {
+            continue;
+        };
+        for (m, (mode, _)) in MODES.iter().enumerate() {
+            for (i, metric) in metrics.iter().enumerate() {
+                let figure = |l: &Option<LevelFigures>| {
+                    l.as_ref()
+                        .and_then(|l| l.metrics.get(i))
+                        .and_then(|x| x.figures.get(m).copied().flatten())
+                };
+                let (fa, fb) = (figure(&la), figure(&lb));
+                if fa.is_none() && fb.is_none() {
+                    continue;
+                }
+                out.push(Change {
+                    vus,
+                    mode: mode.to_string(),
+                    metric: metric.label.to_string(),
+                    a: fa,
+                    b: fb,
+                    change_percent: change_percent(fa, fb),
+                    verdict: Verdict::of(fa, fb, metric.better),
+                    unit: metric.unit,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Compare report folder `a` (before) with `b` (after).
+pub fn diff(a: &Path, b: &Path) -> anyhow::Result<Diff> {
+    let ra = Report::read(a).with_context(|| format!("reading report {}", a.display()))?;
+    let rb = Report::read(b).with_context(|| format!("reading report {}", b.display()))?;
+    Ok(Diff {
+        settings: changed(&ra.settings, &rb.settings),
+        environment: changed(&ra.environment, &rb.environment),
+        changes: changes(&ra.levels, &rb.levels),
+        a: ra.side,
+        b: rb.side,
+    })
+}
+
+impl Diff {
+    /// The diff in Markdown: the two reports, what differs in their settings, the table.
+    pub fn markdown(&self) -> anyhow::Result<String> {
+        let rows: Vec<_> = self
+            .changes
+            .iter()
+            .map(|c| {
+                minijinja::context! {
+                    vus => c.vus,
+                    mode => &c.mode,
+                    metric => &c.metric,
+                    a => cell(c.a, c.unit),
+                    b => cell(c.b, c.unit),
+                    change => c.change_percent.map_or("n/a".to_string(), |p| format!("{p:+.1} %")),
+                    verdict => c.verdict.text(),
+                }
+            })
+            .collect();
+        let mut env = crate::templates::environment()?;
+        env.add_filter("cell", super::render::markdown_cell);
+        env.add_template("diff.md", TEMPLATE)
+            .context("parsing templates/diff.md.j2")?;
+        env.get_template("diff.md")?
+            .render(minijinja::context! {
+                a => minijinja::Value::from(minijinja::value::Serde(&self.a)),
+                b => minijinja::Value::from(minijinja::value::Serde(&self.b)),
+                settings => minijinja::Value::from(minijinja::value::Serde(&self.settings)),
+                environment => minijinja::Value::from(minijinja::value::Serde(&self.environment)),
+                rows => rows,
+            })
+            .context("rendering templates/diff.md.j2")
+    }
+}
