@@ -249,3 +249,154 @@ impl Diff {
             .context("rendering templates/diff.md.j2")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture::{copy_to, set_json};
+    use serde_json::json;
+
+    /// Report folders A (the fixture) and B (a copy), under one temp dir.
+    fn two_reports() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        copy_to(&a);
+        copy_to(&b);
+        (tmp, a, b)
+    }
+
+    fn change<'a>(diff: &'a Diff, mode: &str, metric: &str) -> &'a Change {
+        diff.changes
+            .iter()
+            .find(|c| c.vus == 500 && c.mode == mode && c.metric == metric)
+            .unwrap_or_else(|| panic!("no {mode} {metric} in {:?}", diff.changes))
+    }
+
+    #[test]
+    fn a_change_beyond_both_spreads_is_better_and_one_inside_them_is_within_spread() {
+        let (_tmp, a, b) = two_reports();
+        // B's sync runs confirmed twice as many checkouts (A: 10 and 11 per second), and its
+        // first run's P95 is 104 ms instead of 100 (A's runs: 100 and 110 ms).
+        let summary = |run: &str| b.join("raw/sync").join(run).join("summary.json");
+        set_json(
+            &summary("run-500-1"),
+            "/metrics/checkout_confirmed/count",
+            json!(1200),
+        );
+        set_json(
+            &summary("run-500-2"),
+            "/metrics/checkout_confirmed/count",
+            json!(1320),
+        );
+        set_json(
+            &summary("run-500-1"),
+            "/metrics/http_req_duration{phase:journey}/p(95)",
+            json!(104),
+        );
+
+        let diff = diff(&a, &b).expect("diff");
+
+        let checkouts = change(&diff, "sync", "Confirmed checkouts/s");
+        let (ca, cb) = (checkouts.a.expect("A"), checkouts.b.expect("B"));
+        assert_eq!((ca.value, ca.min, ca.max), (10.5, 10.0, 11.0));
+        assert_eq!((cb.value, cb.min, cb.max), (21.0, 20.0, 22.0));
+        assert_eq!(checkouts.change_percent, Some(100.0));
+        assert_eq!(checkouts.verdict, Verdict::Better);
+
+        let p95 = change(&diff, "sync", "P95 latency");
+        assert_eq!(p95.a.map(|f| f.value), Some(105.0));
+        assert_eq!(
+            p95.b.map(|f| (f.value, f.min, f.max)),
+            Some((107.0, 104.0, 110.0))
+        );
+        let pct = p95.change_percent.expect("a change");
+        assert!((pct - 2.0 / 105.0 * 100.0).abs() < 1e-9, "{pct}");
+        assert_eq!(p95.verdict, Verdict::WithinSpread);
+
+        // Twice the checkouts on the same CPU: each costs half, beyond the spread.
+        let cpu = change(&diff, "sync", "Machine CPU per confirmed checkout");
+        assert_eq!(cpu.verdict, Verdict::Better);
+        assert!(cpu.change_percent.expect("a change") < -40.0);
+        // Async did not change.
+        let same = change(&diff, "async", "Confirmed checkouts/s");
+        assert_eq!(
+            (same.change_percent, same.verdict),
+            (Some(0.0), Verdict::WithinSpread)
+        );
+
+        let md = diff.markdown().expect("markdown");
+        assert!(md.contains(
+            "| 500 | sync | Confirmed checkouts/s | 10.5 (10.0–11.0) | 21.0 (20.0–22.0) | +100.0 % | better |\n"
+        ), "{md}");
+        assert!(md.contains(
+            "| 500 | sync | P95 latency | 105 ms (100–110) | 107 ms (104–110) | +1.9 % | within spread |\n"
+        ), "{md}");
+        assert!(md.contains("Same settings."), "{md}");
+        let json = serde_json::to_value(&diff).expect("json");
+        let verdicts: Vec<&str> = json["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .filter_map(|c| c["verdict"].as_str())
+            .collect();
+        assert_eq!(verdicts.len(), 20, "10 metrics × 2 modes: {verdicts:?}");
+        assert!(verdicts.contains(&"better") && verdicts.contains(&"within spread"));
+    }
+
+    #[test]
+    fn a_worse_figure_is_worse_and_a_missing_one_not_available() {
+        let lower = |v: &[f64]| Figure::mean(v.iter().copied());
+        assert_eq!(
+            Verdict::of(lower(&[10.0, 11.0]), lower(&[20.0, 21.0]), Better::Lower),
+            Verdict::Worse
+        );
+        assert_eq!(
+            Verdict::of(lower(&[10.0, 11.0]), lower(&[20.0, 21.0]), Better::Higher),
+            Verdict::Better
+        );
+        assert_eq!(
+            Verdict::of(lower(&[10.0]), None, Better::Lower),
+            Verdict::NotAvailable
+        );
+        assert_eq!(change_percent(lower(&[0.0]), lower(&[0.0])), Some(0.0));
+        assert_eq!(change_percent(lower(&[0.0]), lower(&[1.0])), None);
+    }
+
+    #[test]
+    fn the_settings_that_differ_are_listed_above_the_table() {
+        let (_tmp, a, b) = two_reports();
+        let runs = b.join(crate::report::manifest::MANIFEST_FILE);
+        set_json(&runs, "/settings/replicas", json!(3));
+        set_json(&runs, "/settings/service_env", json!({"DB_POOL_SIZE": "8"}));
+        set_json(&runs, "/environment/cores", json!(4));
+
+        let diff = diff(&a, &b).expect("diff");
+
+        let change = |setting: &str, a: &str, b: &str| SettingChange {
+            setting: setting.into(),
+            a: a.into(),
+            b: b.into(),
+        };
+        assert_eq!(
+            diff.settings,
+            vec![
+                change("Replicas per service", "2", "3"),
+                change("Service environment", "none", "DB_POOL_SIZE=8"),
+            ]
+        );
+        assert_eq!(diff.environment, vec![change("Cores", "2", "4")]);
+        let md = diff.markdown().expect("markdown");
+        let settings = md.find("| Replicas per service | 2 | 3 |").expect(&md);
+        assert!(
+            md.contains("| Service environment | none | DB_POOL_SIZE=8 |"),
+            "{md}"
+        );
+        assert!(md.contains("| Cores | 2 | 4 |"), "{md}");
+        let table = md.find("| VUs | Mode | Metric |").expect(&md);
+        assert!(
+            settings < table && md.contains("**The settings differ**"),
+            "{md}"
+        );
+        assert!(!md.contains("Same settings."), "{md}");
+    }
+}

@@ -318,3 +318,204 @@ fn ceiling_entry(dir: &Path, e: &mut Entry) -> anyhow::Result<()> {
     .into();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture::{copy_to, set_json};
+    use serde_json::json;
+
+    /// A reports dir: the fixture as a flash comparison of 1 January; a copy as a sustained one
+    /// of 2 January whose sync runs confirmed twice the checkouts and whose invariants all
+    /// held; a folder of 3 January whose runs.json is broken; a ceiling of 4 January.
+    fn reports_dir() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let flash = tmp.path().join("20260101-000000-flash");
+        copy_to(&flash);
+        crate::report::build(&flash).expect("build the flash report");
+        let sustained = tmp.path().join("20260102-000000-sustained");
+        copy_to(&sustained);
+        let runs = sustained.join(MANIFEST_FILE);
+        set_json(&runs, "/created_at", json!("2026-01-02T00:00:00Z"));
+        set_json(&runs, "/scenario", json!("sustained"));
+        for (run, confirmed) in [("run-500-1", 1200), ("run-500-2", 1320)] {
+            let summary = sustained.join("raw/sync").join(run).join("summary.json");
+            set_json(
+                &summary,
+                "/metrics/checkout_confirmed/count",
+                json!(confirmed),
+            );
+        }
+        let verify = sustained.join("raw/sync/warmup-1/verify.json");
+        set_json(&verify, "/ok", json!(true));
+        set_json(&verify, "/violations", json!([]));
+        let broken = tmp.path().join("20260103-000000-flash");
+        std::fs::create_dir_all(&broken).expect("mkdir");
+        std::fs::write(broken.join(MANIFEST_FILE), "{ not json").expect("write");
+        let ceiling = tmp.path().join("20260104-000000-ceiling");
+        std::fs::create_dir_all(&ceiling).expect("mkdir");
+        let run = |mode: &str, index: usize, checkouts: f64| {
+            json!({
+                "mode": mode, "index": index, "vus": 500, "duration_secs": 30.0,
+                "started_at": "2026-01-04T00:00:00Z", "ended_at": "2026-01-04T00:00:30Z",
+                "dir": format!("raw/{mode}/run-500-{index}"), "k6_exit_code": 0,
+                "figures": {
+                    "requests_per_sec": checkouts * 5.0, "avg_ms": 40.0, "p90_ms": 80.0,
+                    "p95_ms": 100.0, "checkout_p95_ms": 350.0, "checkouts_per_sec": checkouts,
+                    "failed_journeys": 0.0, "dropped_journeys": 0.0, "failure_rate": 0.0,
+                    "k6_cores": 1.7, "nginx_cores": 0.2, "machine_busy": 0.99,
+                    "k6_us_per_request": 200.0
+                }
+            })
+        };
+        let c = json!({
+            "created_at": "2026-01-04T00:00:00Z", "vus": 500, "runs_per_mode": 1,
+            "duration_secs": 30.0, "poll_wait_secs": 5, "arrival_rate": 0,
+            "cpu_model": "Fixture CPU", "cores": 2, "k6_version": "1.1.0",
+            "runs": [run("sync", 1, 1400.0), run("sync", 2, 1600.0), run("async", 1, 1000.0)]
+        });
+        std::fs::write(ceiling.join(ceiling::CEILING_FILE), c.to_string()).expect("write");
+        std::fs::write(ceiling.join(ceiling::MARKDOWN_FILE), "# ceiling\n").expect("write");
+        // Not a folder: left out.
+        std::fs::write(tmp.path().join(".gitkeep"), "").expect("write");
+        tmp
+    }
+
+    fn row<'a>(e: &'a Entry, mode: &str) -> &'a [String] {
+        &e.rows
+            .iter()
+            .find(|r| r.mode == mode)
+            .unwrap_or_else(|| panic!("no {mode} row in {e:?}"))
+            .figures
+    }
+
+    #[test]
+    fn the_index_lists_every_folder_newest_first_with_its_headline_and_a_broken_one_with_its_error()
+    {
+        let tmp = reports_dir();
+
+        let entries = entries(tmp.path()).expect("entries");
+
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "20260104-000000-ceiling",
+                "20260103-000000-flash",
+                "20260102-000000-sustained",
+                "20260101-000000-flash"
+            ]
+        );
+        let [ceiling, broken, sustained, flash] = &entries[..] else {
+            panic!("four entries")
+        };
+
+        assert_eq!(flash.kind, Kind::Comparison);
+        assert_eq!(flash.date, "2026-01-01 00:00 UTC");
+        assert_eq!(
+            (flash.scenario.as_str(), flash.vus.as_str()),
+            ("flash", "500")
+        );
+        assert_eq!(flash.modes, "sync, async");
+        assert_eq!(
+            flash.link.as_deref(),
+            Some("20260101-000000-flash/report.html")
+        );
+        assert_eq!(
+            row(flash, "sync"),
+            [
+                "10.5 (10.0–11.0)",
+                "310 ms (300–320)",
+                "135 ms (110–160)",
+                "1.50 % (1.00–2.00)"
+            ]
+        );
+        assert_eq!(
+            row(flash, "async"),
+            [
+                "5.25 (5.00–5.50)",
+                "510 ms (500–520)",
+                "170 ms",
+                "0.00 % (0.00–0.00)"
+            ]
+        );
+        assert_eq!(
+            row(flash, "winner"),
+            [
+                "Sync (+100 %)",
+                "Sync (-39 %)",
+                "Sync (-21 %)",
+                "Async (-100 %)"
+            ]
+        );
+        // A sync warm-up of the fixture left an order stuck.
+        assert_eq!(flash.ok, Some(false));
+
+        assert_eq!(sustained.scenario, "sustained");
+        assert_eq!(row(sustained, "sync")[0], "21.0 (20.0–22.0)");
+        assert_eq!(row(sustained, "winner")[0], "Sync (+300 %)");
+        assert_eq!(
+            (sustained.ok, sustained.status.as_str()),
+            (Some(true), "hold")
+        );
+        // Its report was never built: no link, and a note that says how to build it.
+        assert_eq!(sustained.link, None);
+        assert!(sustained
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("flashsale report")));
+
+        assert_eq!(broken.kind, Kind::Unreadable);
+        assert_eq!(
+            broken.date, "2026-01-03 00:00 UTC",
+            "from the folder's name"
+        );
+        let error = broken.error.as_deref().expect("an error");
+        assert!(
+            error.contains("parsing") && error.contains("runs.json"),
+            "{error}"
+        );
+        assert!(broken.rows.is_empty() && broken.link.is_none());
+
+        assert_eq!(ceiling.kind, Kind::Ceiling);
+        assert_eq!(
+            ceiling.link.as_deref(),
+            Some("20260104-000000-ceiling/ceiling.md")
+        );
+        assert_eq!(ceiling.modes, "sync, async");
+        assert_eq!(row(ceiling, "sync journey")[0], "1500 [1400–1600]");
+        assert_eq!(row(ceiling, "async journey")[..2], ["1000", "350 ms"]);
+        assert_eq!(ceiling.ok, Some(true));
+    }
+
+    #[test]
+    fn the_index_files_are_self_contained_and_keep_the_order() {
+        let tmp = reports_dir();
+
+        let written = write(tmp.path()).expect("write the index");
+
+        assert_eq!(written.entries, 4);
+        let html = std::fs::read_to_string(&written.html).expect("index.html");
+        let md = std::fs::read_to_string(&written.markdown).expect("index.md");
+        for fetch in [" src=", "<link", "<script", "@import", "url("] {
+            assert!(
+                !html.contains(fetch),
+                "index.html fetches something: {fetch}"
+            );
+        }
+        // Its only links are to the folders' own pages.
+        assert_eq!(html.matches(" href=").count(), 2, "{html}");
+        assert!(html.contains("<a href=\"20260101-000000-flash&#x2f;report.html\">"));
+        assert!(html.contains("<a href=\"20260104-000000-ceiling&#x2f;ceiling.md\">"));
+        assert!(html.contains("unreadable: parsing"), "{html}");
+        let at = |page: &str, name: &str| page.find(name).unwrap_or_else(|| panic!("{name}"));
+        for page in [&html, &md] {
+            assert!(at(page, "20260104-000000-ceiling") < at(page, "20260103-000000-flash"));
+            assert!(at(page, "20260103-000000-flash") < at(page, "20260102-000000-sustained"));
+            assert!(at(page, "20260102-000000-sustained") < at(page, "20260101-000000-flash"));
+        }
+        assert!(md.contains(
+            "| | | | | 500 | winner | Sync (+100 %) | Sync (-39 %) | Sync (-21 %) | Async (-100 %) | |\n"
+        ), "{md}");
+    }
+}
