@@ -109,18 +109,6 @@ enum Command {
         /// The report folder (the one holding runs.json).
         dir: PathBuf,
     },
-    /// What changed from report folder A to report folder B: per VU level, mode and metric,
-    /// both means with their spread, the change in %, and whether it is beyond the spread;
-    /// the settings that differ first.
-    Diff {
-        /// The report before (a folder holding runs.json).
-        a: PathBuf,
-        /// The report after.
-        b: PathBuf,
-        /// Print the diff as JSON.
-        #[arg(long)]
-        json: bool,
-    },
     /// One run's k6 files from several runners (a distributed k6, e.g. a TestRun with
     /// `parallelism` N): concatenates their `k6.csv.gz` and computes the run's `summary.json`
     /// again from every sample, into `--out`, as one runner of all the virtual users would
@@ -138,6 +126,18 @@ enum Command {
     /// spread over `--duration`; then drain, audit, and print the fault log. Exit status 1
     /// when anything was lost, charged twice, oversold or left stuck.
     Chaos(ChaosArgs),
+    /// What changed from report folder A to report folder B: per VU level, mode and metric,
+    /// both means with their spread, the change in %, and whether it is beyond the spread;
+    /// the settings that differ first.
+    Diff {
+        /// The report before (a folder holding runs.json).
+        a: PathBuf,
+        /// The report after.
+        b: PathBuf,
+        /// Print the diff as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -682,7 +682,6 @@ async fn main() -> ExitCode {
         Command::Compare(args) => commands::compare(args.into_options()).await,
         Command::Ceiling(args) => commands::ceiling(args.into_options()).await,
         Command::Report { dir } => commands::report(&dir),
-        Command::Diff { a, b, json } => commands::diff(&a, &b, json),
         Command::K6Merge { out, runners } => commands::k6_merge(&runners, &out),
         Command::Chaos(args) => {
             commands::chaos(commands::ChaosArgs {
@@ -697,6 +696,7 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Diff { a, b, json } => commands::diff(&a, &b, json),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -240,3 +240,32 @@ fn a_folder_without_a_manifest_is_refused_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn flashsale_diff_prints_the_table_or_its_json_and_exits_with_status_0() {
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+            .arg("diff")
+            .args([fixture(), fixture()])
+            .args(extra)
+            .output()
+            .expect("run flashsale diff");
+        assert!(
+            out.status.success(),
+            "flashsale diff failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+
+    let md = run(&[]);
+    assert!(md.contains("Same settings."), "{md}");
+    assert!(
+        md.contains("| 500 | async | Confirmed checkouts/s | 5.25 (5.00–5.50) | 5.25 (5.00–5.50) | +0.0 % | within spread |"),
+        "{md}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).expect("JSON");
+    assert_eq!(json["changes"][0]["metric"], "Avg latency");
+    assert_eq!(json["changes"][0]["a"]["value"], 42.0);
+    assert_eq!(json["changes"][0]["verdict"], "within spread");
+}
