@@ -109,7 +109,7 @@ struct Report {
 impl Report {
     fn read(dir: &Path) -> anyhow::Result<Report> {
         let manifest = Manifest::load(dir)?;
-        let runs = data::load_figures(dir, &manifest);
+        let runs = data::load_parts(dir, &manifest, data::Parts::TABLES);
         Ok(Report {
             side: Side {
                 dir: dir.display().to_string(),

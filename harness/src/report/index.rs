@@ -221,7 +221,7 @@ fn comparison(dir: &Path, e: &mut Entry) -> anyhow::Result<()> {
     e.sort_key = Some(manifest.created_at);
     e.scenario = manifest.scenario.clone();
     e.modes = manifest.settings.modes.join(", ");
-    let runs = data::load_figures(dir, &manifest);
+    let runs = data::load_parts(dir, &manifest, data::Parts::HEADLINE);
     let levels = view::figures(&manifest, &runs);
     e.vus = levels
         .iter()
