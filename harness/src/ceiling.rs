@@ -542,6 +542,7 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
         serde_json::to_string_pretty(&ceiling)? + "\n",
     )?;
     std::fs::write(dir.join(MARKDOWN_FILE), ceiling.markdown()?)?;
+    crate::report::index::refresh(&opts.reports_dir);
     Ok((ceiling.ok(), dir, ceiling))
 }
 

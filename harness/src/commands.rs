@@ -241,6 +241,18 @@ pub fn report(dir: &Path) -> anyhow::Result<bool> {
     let built = crate::report::build(dir)?;
     println!("{}", built.tables);
     println!("{}\n{}", built.markdown.display(), built.html.display());
+    crate::report::index::refresh(&crate::report::index::parent(dir));
+    Ok(true)
+}
+
+/// `flashsale diff A B`: what changed from report A to report B, in Markdown or JSON.
+pub fn diff(a: &Path, b: &Path, json: bool) -> anyhow::Result<bool> {
+    let diff = crate::report::diff::diff(a, b)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&diff)?);
+    } else {
+        print!("{}", diff.markdown()?);
+    }
     Ok(true)
 }
 

@@ -132,6 +132,18 @@ enum Command {
     /// spread over `--duration`; then drain, audit, and print the fault log. Exit status 1
     /// when anything was lost, charged twice, oversold or left stuck.
     Chaos(ChaosArgs),
+    /// What changed from report folder A to report folder B: per VU level, mode and metric,
+    /// both means with their spread, the change in %, and whether it is beyond the spread;
+    /// the settings that differ first.
+    Diff {
+        /// The report before (a folder holding runs.json).
+        a: PathBuf,
+        /// The report after.
+        b: PathBuf,
+        /// Print the diff as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -792,6 +804,7 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Diff { a, b, json } => commands::diff(&a, &b, json),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -348,6 +348,7 @@ async fn run_scenario(
         dir.display()
     );
     let built = crate::report::build(&dir)?;
+    crate::report::index::refresh(&opts.reports_dir);
     Ok(ScenarioOutcome {
         ok: all_ok && built.invariants_ok,
         dir,

@@ -115,11 +115,46 @@ impl RunData {
     }
 }
 
+/// Which of a run's larger files to read besides its summary, load samples, verdict and
+/// fault log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// k6's per-second series (only the charts need it).
+    pub series: bool,
+    /// The services' CPU and memory (the services' metrics, the harness's samples of them).
+    pub usage: bool,
+}
+
+impl Parts {
+    /// Everything: the report.
+    pub const ALL: Parts = Parts {
+        series: true,
+        usage: true,
+    };
+    /// Every figure of the tables, no charts: a diff of two reports.
+    pub const TABLES: Parts = Parts {
+        series: false,
+        usage: true,
+    };
+    /// The figures of k6 and the machine, no services' CPU and memory: the reports' index.
+    pub const HEADLINE: Parts = Parts {
+        series: false,
+        usage: false,
+    };
+}
+
 /// Read every run's raw data.
 pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
+    load_parts(dir, manifest, Parts::ALL)
+}
+
+/// Every run's raw data, the larger files only as far as `parts` says (what is not read is
+/// left empty, and is no problem of the run).
+pub fn load_parts(dir: &Path, manifest: &Manifest, parts: Parts) -> Vec<RunData> {
     let service_points: BTreeMap<String, Result<Vec<Point>, String>> = manifest
         .suites
         .iter()
+        .filter(|_| parts.usage)
         .map(|suite| {
             let points =
                 lineproto::read_dir(&dir.join(&suite.metrics_dir)).map_err(|e| format!("{e:#}"));
@@ -129,7 +164,10 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Vec<RunData> {
     manifest
         .runs
         .iter()
-        .map(|record| read_run(dir, manifest, record, service_points.get(&record.mode)))
+        .map(|record| {
+            let points = service_points.get(&record.mode);
+            read_run(dir, manifest, record, points, parts)
+        })
         .collect()
 }
 
@@ -139,6 +177,7 @@ fn read_run(
     manifest: &Manifest,
     record: &RunRecord,
     service_points: Option<&Result<Vec<Point>, String>>,
+    parts: Parts,
 ) -> RunData {
     let run_dir = dir.join(&record.dir);
     let mut problems = Vec::new();
@@ -146,12 +185,16 @@ fn read_run(
         k6::read_summary(&run_dir.join(k6::SUMMARY_FILE)),
         &mut problems,
     );
-    let series = match k6::series_file(&run_dir) {
+    let series = match k6::series_file(&run_dir).filter(|_| parts.series) {
         Some(path) => kept(k6::read_series(&path), &mut problems).unwrap_or_default(),
         None => Vec::new(),
     };
     let load = read_if_present(&run_dir.join(LOAD_FILE), read_load, &mut problems);
-    let usage = usage(manifest, record, &run_dir, service_points, &mut problems);
+    let usage = if parts.usage {
+        usage(manifest, record, &run_dir, service_points, &mut problems)
+    } else {
+        None
+    };
     let verify = kept(read_verify(&run_dir.join(VERIFY_FILE)), &mut problems);
     let faults = read_if_present(&run_dir.join(FAULTS_FILE), read_faults, &mut problems);
     RunData {

@@ -4,10 +4,14 @@
 //!
 //! Three steps, a module each: [`data`] reads the runs from disk, [`view`] computes the
 //! tables, charts and notes from them, [`render`] lays the view out in the templates.
+//! Beside them, [`index`] lists every report folder of the reports dir with its headline,
+//! and [`diff`] compares two report folders.
 
 pub mod charts;
 pub mod data;
+pub mod diff;
 pub mod faults;
+pub mod index;
 pub mod lineproto;
 pub mod manifest;
 pub mod render;
@@ -59,4 +63,41 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         tables: rendered.tables,
         invariants_ok: view.invariants_ok,
     })
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! The report fixture (`tests/fixtures/report`) copied where a test may change it.
+
+    use std::path::Path;
+
+    /// A copy of the fixture report folder at `to`.
+    pub fn copy_to(to: &Path) {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report"),
+            to,
+        );
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("create dir");
+        for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
+            let (path, target) = (entry.path(), to.join(entry.file_name()));
+            if path.is_dir() {
+                copy_dir(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).expect("copy fixture file");
+            }
+        }
+    }
+
+    /// Set the value at `pointer` (RFC 6901) in the JSON file `path`.
+    pub fn set_json(path: &Path, pointer: &str, value: serde_json::Value) {
+        let text = std::fs::read_to_string(path).expect("read JSON");
+        let mut json: serde_json::Value = serde_json::from_str(&text).expect("parse JSON");
+        *json
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{pointer} in {}", path.display())) = value;
+        std::fs::write(path, json.to_string()).expect("write JSON");
+    }
 }

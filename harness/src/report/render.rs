@@ -17,11 +17,15 @@ pub struct Rendered {
     pub tables: String,
 }
 
+/// The Markdown templates' `cell` filter: a table cell may not hold a `|`.
+pub fn markdown_cell(s: String) -> String {
+    s.replace('|', "\\|")
+}
+
 /// Render `view` (which keeps the rendered tables, for the Markdown report to place).
 pub fn render(view: &mut View) -> anyhow::Result<Rendered> {
     let mut env = crate::templates::environment()?;
-    // Markdown table cells may not hold a `|`.
-    env.add_filter("cell", |s: String| s.replace('|', "\\|"));
+    env.add_filter("cell", markdown_cell);
     env.add_template("tables.md", TABLES_TEMPLATE)
         .context("parsing templates/tables.md.j2")?;
     env.add_template("report.md", MARKDOWN_TEMPLATE)

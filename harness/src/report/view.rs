@@ -40,6 +40,13 @@ const CPU: Unit = Unit::significant(" %");
 const MEGABYTES: Unit = Unit::significant(" MB");
 const RATE: Unit = Unit::significant("");
 
+/// The labels of the table's key figures, as other views of a report (the reports' index)
+/// pick them.
+pub const CHECKOUTS_PER_SEC: &str = "Confirmed checkouts/s";
+pub const CHECKOUT_P95: &str = "End-to-end checkout P95";
+pub const MACHINE_CPU_PER_CHECKOUT: &str = "Machine CPU per confirmed checkout";
+pub const FAILURE_RATE: &str = "Failure rate";
+
 struct MetricDef {
     label: &'static str,
     unit: Unit,
@@ -67,7 +74,7 @@ const METRICS: [MetricDef; 10] = [
         value: |r| r.summary.as_ref()?.p95_ms,
     },
     MetricDef {
-        label: "End-to-end checkout P95",
+        label: CHECKOUT_P95,
         unit: MS,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.checkout_p95_ms,
@@ -79,7 +86,7 @@ const METRICS: [MetricDef; 10] = [
         value: |r| Some(r.usage.as_ref()?.0.cpu_percent),
     },
     MetricDef {
-        label: "Machine CPU per confirmed checkout",
+        label: MACHINE_CPU_PER_CHECKOUT,
         unit: MS,
         better: Better::Lower,
         value: RunData::machine_cpu_per_checkout,
@@ -91,7 +98,7 @@ const METRICS: [MetricDef; 10] = [
         value: |r| Some(r.usage.as_ref()?.0.rss_bytes / 1e6),
     },
     MetricDef {
-        label: "Failure rate",
+        label: FAILURE_RATE,
         unit: SHARE,
         better: Better::Lower,
         value: |r| r.summary.as_ref()?.failure_rate,
@@ -103,7 +110,7 @@ const METRICS: [MetricDef; 10] = [
         value: RunData::throughput,
     },
     MetricDef {
-        label: "Confirmed checkouts/s",
+        label: CHECKOUTS_PER_SEC,
         unit: RATE,
         better: Better::Higher,
         value: RunData::checkouts_per_sec,
@@ -396,7 +403,7 @@ pub fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
         .map(|vus| level(manifest, runs, vus))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let run_rows: Vec<RunRow> = runs.iter().map(run_row).collect();
-    let invariants_ok = !runs.is_empty() && run_rows.iter().all(|r| r.invariants_ok);
+    let invariants_ok = invariants_held(runs);
     Ok(View {
         title: format!("Flash sale: sync vs async, {} scenario", manifest.scenario),
         scenario: manifest.scenario.clone(),
@@ -429,9 +436,12 @@ fn level_vus(manifest: &Manifest, runs: &[RunData]) -> Vec<usize> {
     levels_vus
 }
 
-/// One VU level: the metrics table, the CPU split, the charts.
-fn level(manifest: &Manifest, runs: &[RunData], vus: usize) -> anyhow::Result<Level> {
-    let by_mode: Vec<(&str, &str, Vec<&RunData>)> = MODES
+/// Per mode of [`MODES`], its counted runs at `vus`.
+fn counted_by_mode(
+    runs: &[RunData],
+    vus: usize,
+) -> Vec<(&'static str, &'static str, Vec<&RunData>)> {
+    MODES
         .iter()
         .map(|(mode, name)| {
             (
@@ -446,7 +456,12 @@ fn level(manifest: &Manifest, runs: &[RunData], vus: usize) -> anyhow::Result<Le
                     .collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// One VU level: the metrics table, the CPU split, the charts.
+fn level(manifest: &Manifest, runs: &[RunData], vus: usize) -> anyhow::Result<Level> {
+    let by_mode = counted_by_mode(runs, vus);
     let runs_note = by_mode
         .iter()
         .filter(|(mode, _, _)| manifest.settings.modes.iter().any(|m| m == mode))
@@ -462,22 +477,74 @@ fn level(manifest: &Manifest, runs: &[RunData], vus: usize) -> anyhow::Result<Le
     })
 }
 
-/// One row per metric: each mode's mean over its counted runs, and the winner.
-fn metric_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
-    METRICS
-        .iter()
-        .map(|m| {
-            let spreads: Vec<Option<Figure>> = by_mode
-                .iter()
-                .map(|(_, _, rs)| Figure::mean(rs.iter().map(|r| (m.value)(r))))
-                .collect();
-            Row {
-                metric: m.label.to_string(),
-                cells: spreads.iter().map(|s| cell(*s, m.unit)).collect(),
-                winner: winner_text(spreads[0], spreads[1], m.better),
-            }
+/// One metric of the comparison table at one VU level, in numbers: each mode's mean over its
+/// counted runs, with their spread.
+#[derive(Debug, Clone)]
+pub struct MetricFigures {
+    pub label: &'static str,
+    pub unit: Unit,
+    pub better: Better,
+    /// Per mode, in the order of [`MODES`].
+    pub figures: Vec<Option<Figure>>,
+}
+
+impl MetricFigures {
+    /// The table's row: each mode's cell, and the winner.
+    pub fn row(&self) -> Row {
+        Row {
+            metric: self.label.to_string(),
+            cells: self.figures.iter().map(|f| cell(*f, self.unit)).collect(),
+            winner: winner_text(self.figures[0], self.figures[1], self.better),
+        }
+    }
+}
+
+/// The comparison table of one VU level, in numbers.
+#[derive(Debug, Clone)]
+pub struct LevelFigures {
+    pub vus: usize,
+    pub metrics: Vec<MetricFigures>,
+}
+
+/// Every VU level's comparison table in numbers, before they are formatted: what the
+/// report's tables show, for views that compare or summarise reports.
+pub fn figures(manifest: &Manifest, runs: &[RunData]) -> Vec<LevelFigures> {
+    level_vus(manifest, runs)
+        .into_iter()
+        .map(|vus| LevelFigures {
+            vus,
+            metrics: metric_figures(&counted_by_mode(runs, vus)),
         })
         .collect()
+}
+
+/// Per metric, each mode's mean over its counted runs.
+fn metric_figures(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<MetricFigures> {
+    METRICS
+        .iter()
+        .map(|m| MetricFigures {
+            label: m.label,
+            unit: m.unit,
+            better: m.better,
+            figures: by_mode
+                .iter()
+                .map(|(_, _, rs)| Figure::mean(rs.iter().map(|r| (m.value)(r))))
+                .collect(),
+        })
+        .collect()
+}
+
+/// One row per metric: each mode's mean over its counted runs, and the winner.
+fn metric_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
+    metric_figures(by_mode)
+        .iter()
+        .map(MetricFigures::row)
+        .collect()
+}
+
+/// Every run was checked and its invariants held (and no fault run lost anything).
+pub fn invariants_held(runs: &[RunData]) -> bool {
+    !runs.is_empty() && runs.iter().all(|r| invariants(r).1)
 }
 
 /// A run's line in the runs table.
@@ -673,7 +740,7 @@ fn notes(runs: &[RunData]) -> Vec<String> {
 }
 
 /// The comparison's settings, as the manifest recorded them.
-fn settings(manifest: &Manifest) -> Vec<(String, String)> {
+pub fn settings(manifest: &Manifest) -> Vec<(String, String)> {
     let s = &manifest.settings;
     let mut settings = vec![
         ("Scenario".to_string(), manifest.scenario.clone()),
@@ -754,7 +821,7 @@ fn settings(manifest: &Manifest) -> Vec<(String, String)> {
 }
 
 /// The machine and the versions of what ran on it.
-fn environment(manifest: &Manifest) -> Vec<(String, String)> {
+pub fn environment(manifest: &Manifest) -> Vec<(String, String)> {
     let e = &manifest.environment;
     let mut environment = vec![
         ("CPU".to_string(), e.cpu_model.clone()),

@@ -25,9 +25,12 @@ fn the_report_folder(reports: &Path) -> PathBuf {
         .expect("reports dir")
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(folders.len(), 1, "{folders:?}");
     assert!(folders[0].to_string_lossy().ends_with("-ceiling"));
+    // Beside it, the index of the reports dir, written after the ceiling.
+    assert!(reports.join("index.html").is_file());
     folders[0].clone()
 }
 

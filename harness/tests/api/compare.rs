@@ -61,9 +61,16 @@ async fn compare_quick_runs_both_scenarios_and_every_run_keeps_the_invariants() 
         .expect("reports dir")
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
     folders.sort();
     assert_eq!(folders.len(), 2, "one report per scenario: {folders:?}");
+    // Beside them, the index of the reports dir, written after each report.
+    let index = std::fs::read_to_string(reports.join("index.html")).expect("index.html");
+    for folder in &folders {
+        let name = folder.file_name().expect("name").to_string_lossy();
+        assert!(index.contains(&format!(">{name}</a>")), "{index}");
+    }
     for (folder, scenario) in folders.iter().zip(["flash", "sustained"]) {
         assert!(
             folder.to_string_lossy().ends_with(scenario),

@@ -181,17 +181,20 @@ fn a_mode_that_did_not_run_is_not_available() {
 
 #[test]
 fn flashsale_report_rebuilds_the_same_self_contained_files_from_the_raw_data() {
-    let dir = fixture_copy();
-    let built = harness::report::build(dir.path()).expect("build the report");
+    // In a reports dir of its own: `flashsale report` writes the index of the folder's parent.
+    let reports = tempfile::tempdir().expect("temp dir");
+    let dir = reports.path().join("20260101-000000-flash");
+    copy_dir(&fixture(), &dir);
+    let built = harness::report::build(&dir).expect("build the report");
     let (md, html) = (read(&built.markdown), read(&built.html));
-    let chart = read(&dir.path().join("charts/rps-500.svg"));
+    let chart = read(&dir.join("charts/rps-500.svg"));
     std::fs::remove_file(&built.markdown).expect("remove report.md");
     std::fs::remove_file(&built.html).expect("remove report.html");
-    std::fs::remove_dir_all(dir.path().join("charts")).expect("remove charts");
+    std::fs::remove_dir_all(dir.join("charts")).expect("remove charts");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
         .arg("report")
-        .arg(dir.path())
+        .arg(&dir)
         .output()
         .expect("run flashsale report");
 
@@ -200,10 +203,15 @@ fn flashsale_report_rebuilds_the_same_self_contained_files_from_the_raw_data() {
         "flashsale report failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(read(&dir.path().join("report.md")), md);
-    assert_eq!(read(&dir.path().join("report.html")), html);
-    assert_eq!(read(&dir.path().join("charts/rps-500.svg")), chart);
+    assert_eq!(read(&dir.join("report.md")), md);
+    assert_eq!(read(&dir.join("report.html")), html);
+    assert_eq!(read(&dir.join("charts/rps-500.svg")), chart);
     assert!(String::from_utf8_lossy(&out.stdout).contains("| Throughput (req/s) |"));
+    let index = read(&reports.path().join("index.html"));
+    assert!(
+        index.contains("<a href=\"20260101-000000-flash&#x2f;report.html\">"),
+        "{index}"
+    );
     // Self-contained: the charts are inline and nothing is loaded from anywhere.
     assert_eq!(html.matches("<svg").count(), 4, "four charts inline");
     for fetch in [" src=", " href=", "<link", "<script", "@import", "url("] {
@@ -231,4 +239,33 @@ fn a_folder_without_a_manifest_is_refused_with_a_clear_error() {
         stderr.contains("runs.json") && stderr.contains("is this a report folder?"),
         "{stderr}"
     );
+}
+
+#[test]
+fn flashsale_diff_prints_the_table_or_its_json_and_exits_with_status_0() {
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+            .arg("diff")
+            .args([fixture(), fixture()])
+            .args(extra)
+            .output()
+            .expect("run flashsale diff");
+        assert!(
+            out.status.success(),
+            "flashsale diff failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+
+    let md = run(&[]);
+    assert!(md.contains("Same settings."), "{md}");
+    assert!(
+        md.contains("| 500 | async | Confirmed checkouts/s | 5.25 (5.00–5.50) | 5.25 (5.00–5.50) | +0.0 % | within spread |"),
+        "{md}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).expect("JSON");
+    assert_eq!(json["changes"][0]["metric"], "Avg latency");
+    assert_eq!(json["changes"][0]["a"]["value"], 42.0);
+    assert_eq!(json["changes"][0]["verdict"], "within spread");
 }
