@@ -8,6 +8,7 @@
 pub mod charts;
 pub mod data;
 pub mod faults;
+pub mod flux;
 pub mod lineproto;
 pub mod manifest;
 pub mod render;
