@@ -143,6 +143,9 @@ const NOT_TAGS: [&str; 8] = [
     "_measurement",
 ];
 
+/// Which point a row is a field of: its time, measurement and tags.
+type Key = (i64, String, BTreeMap<String, String>);
+
 /// One block of tables: its column names, their types, their defaults.
 struct Block {
     header: Vec<String>,
@@ -163,7 +166,6 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Point>> {
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
-    type Key = (i64, String, BTreeMap<String, String>);
     let mut points: BTreeMap<Key, BTreeMap<String, FieldValue>> = BTreeMap::new();
     let mut types: Vec<String> = Vec::new();
     let mut defaults: Vec<String> = Vec::new();
@@ -224,10 +226,7 @@ fn cell<'a>(b: &'a Block, row: &'a [String], i: usize) -> &'a str {
 }
 
 /// One row: which point (time, measurement, tags), which field, its value.
-fn record_of(
-    b: &Block,
-    row: &[String],
-) -> anyhow::Result<((i64, String, BTreeMap<String, String>), String, FieldValue)> {
+fn record_of(b: &Block, row: &[String]) -> anyhow::Result<(Key, String, FieldValue)> {
     let named = |name: &str| -> anyhow::Result<usize> {
         b.column(name)
             .with_context(|| format!("no {name} column in the table"))

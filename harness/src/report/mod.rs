@@ -4,13 +4,20 @@
 //!
 //! Three steps, a module each: [`data`] reads the runs from disk, [`view`] computes the
 //! tables, charts and notes from them, [`render`] lays the view out in the templates.
+//!
+//! A compose study's folder is made a report folder first by [`compose`]: its modes'
+//! manifests merged ([`merge`]), the services' points read back from InfluxDB ([`flux`]), the
+//! CPU split computed from Telegraf's container points ([`containers`]).
 
 pub mod charts;
+pub mod compose;
+pub mod containers;
 pub mod data;
 pub mod faults;
 pub mod flux;
 pub mod lineproto;
 pub mod manifest;
+pub mod merge;
 pub mod render;
 pub mod resources;
 pub mod stats;
