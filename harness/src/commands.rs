@@ -256,6 +256,36 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `flashsale report --compose DIR`: a compose study's folder made a report folder (its
+/// modes merged, their metrics and the containers' CPU read from InfluxDB), then its report.
+pub async fn report_compose(
+    dir: &Path,
+    influx: &crate::report::flux::Influx,
+) -> anyhow::Result<bool> {
+    let suites = crate::report::compose::prepare(dir, influx).await?;
+    for s in &suites {
+        println!(
+            "{}: {} service points, {} container CPU points from {}",
+            s.mode, s.service_points, s.container_points, influx.url
+        );
+        if s.container_points == 0 {
+            println!(
+                "{}: no container CPU from Telegraf in the runs' windows: the CPU split the \
+                 study sampled inside its container is cleared, the report has none",
+                s.mode
+            );
+        } else if s.samples_split < s.samples {
+            println!(
+                "{}: {} of {} load samples had no container point near them: no split for those",
+                s.mode,
+                s.samples - s.samples_split,
+                s.samples
+            );
+        }
+    }
+    report(dir)
+}
+
 /// `flashsale k6-merge`: one run's files from several k6 runners.
 pub fn k6_merge(runners: &[std::path::PathBuf], out: &Path) -> anyhow::Result<bool> {
     let merged = crate::k6::merge::merge(runners, out)?;

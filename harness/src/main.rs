@@ -110,11 +110,10 @@ enum Command {
     /// in each mode's journey shape; writes `<reports-dir>/<timestamp>-ceiling/ceiling.md`.
     /// No comparison here can beat these figures. Exit status 1 when a journey failed.
     Ceiling(CeilingArgs),
-    /// Rebuild report.md and report.html of a `compare` report folder from its raw data.
-    Report {
-        /// The report folder (the one holding runs.json).
-        dir: PathBuf,
-    },
+    /// Rebuild report.md and report.html of a `compare` report folder from its raw data; with
+    /// `--compose`, first make a compose study's folder one (its modes' runs.json merged, the
+    /// services' metrics and the containers' CPU read back from InfluxDB).
+    Report(ReportArgs),
     /// One run's k6 files from several runners (a distributed k6, e.g. a TestRun with
     /// `parallelism` N): concatenates their `k6.csv.gz` and computes the run's `summary.json`
     /// again from every sample, into `--out`, as one runner of all the virtual users would
@@ -144,6 +143,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The report folder (the one holding runs.json; with --compose, the study folder holding
+    /// raw/<mode>/runs.json).
+    dir: PathBuf,
+    /// DIR is a compose study (`flashsale study`, one mode per invocation): merge its modes,
+    /// read their metrics and the containers' CPU (Telegraf) from InfluxDB, then build.
+    #[arg(long)]
+    compose: bool,
+    /// InfluxDB's URL (--compose).
+    #[arg(long, env = "INFLUX_URL", default_value = "http://127.0.0.1:8086")]
+    influx_url: String,
+    /// A token that may read the bucket (--compose).
+    #[arg(
+        long,
+        env = "INFLUX_TOKEN",
+        default_value = "flashsale-development-token",
+        hide_env_values = true
+    )]
+    influx_token: String,
+    #[arg(long, env = "INFLUX_ORG", default_value = "flashsale")]
+    influx_org: String,
+    #[arg(long, env = "INFLUX_BUCKET", default_value = "flashsale")]
+    influx_bucket: String,
 }
 
 #[derive(clap::Args)]
@@ -541,7 +566,7 @@ struct StudyArgs {
 
 impl StudyArgs {
     fn into_options(self) -> harness::compare::study::StudyOptions {
-        use harness::compare::study::{InfluxWrite, StudyOptions, StudyTarget};
+        use harness::compare::study::{StudyOptions, StudyTarget};
         let protocol = harness::compare::CompareOptions {
             replicas: self.replicas,
             k6_web_dashboard: self.web_dashboard,
@@ -562,7 +587,7 @@ impl StudyArgs {
                 run_id: self.run_id,
             },
             dir: self.dir,
-            influx: self.influx_url.map(|url| InfluxWrite {
+            influx: self.influx_url.map(|url| harness::report::flux::Influx {
                 url,
                 org: self.influx_org,
                 bucket: self.influx_bucket,
@@ -789,7 +814,16 @@ async fn main() -> ExitCode {
         Command::Compare(args) => commands::compare(args.into_options()).await,
         Command::Study(args) => commands::study(args.into_options()).await,
         Command::Ceiling(args) => commands::ceiling(args.into_options()).await,
-        Command::Report { dir } => commands::report(&dir),
+        Command::Report(args) if args.compose => {
+            let influx = harness::report::flux::Influx {
+                url: args.influx_url,
+                token: args.influx_token,
+                org: args.influx_org,
+                bucket: args.influx_bucket,
+            };
+            commands::report_compose(&args.dir, &influx).await
+        }
+        Command::Report(args) => commands::report(&args.dir),
         Command::K6Merge { out, runners } => commands::k6_merge(&runners, &out),
         Command::Chaos(args) => {
             commands::chaos(commands::ChaosArgs {

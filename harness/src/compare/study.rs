@@ -10,6 +10,7 @@
 
 use super::{new_manifest, CompareOptions, ModeRun, Scenario, PRODUCTS};
 use crate::options::SuiteOptions;
+use crate::report::flux::Influx;
 use crate::report::manifest::{Manifest, RunKind, SuiteRecord};
 use crate::state::{SeededProduct, SuiteState};
 use anyhow::{bail, Context};
@@ -38,15 +39,6 @@ pub struct StudyTarget {
     pub run_id: String,
 }
 
-/// Where the study marks its runs for Grafana's "Runs" annotation (`study_run` points).
-#[derive(Debug, Clone)]
-pub struct InfluxWrite {
-    pub url: String,
-    pub org: String,
-    pub bucket: String,
-    pub token: String,
-}
-
 pub struct StudyOptions {
     /// The protocol: warm-ups, VU levels, runs, durations, journey settings. Its `modes` and
     /// `scenarios` are ignored (the target's mode, [`StudyOptions::scenario`]); `replicas`
@@ -56,8 +48,9 @@ pub struct StudyOptions {
     pub target: StudyTarget,
     /// The study folder, shared by both modes' studies.
     pub dir: PathBuf,
-    /// `None`: no annotations.
-    pub influx: Option<InfluxWrite>,
+    /// Where each run is marked for Grafana's "Runs" annotation (`study_run` points);
+    /// `None`: no marks.
+    pub influx: Option<Influx>,
 }
 
 /// Run the protocol on the target. `Ok(false)` when a run's invariants failed or k6 failed
@@ -234,7 +227,7 @@ async fn prepare(
 
 /// One `study_run` point per run (when it started, how long it ran), for the dashboard's
 /// "Runs" annotation, through InfluxDB 2's write API. Returns how many were written.
-async fn write_run_marks(influx: &InfluxWrite, manifest: &Manifest) -> anyhow::Result<usize> {
+async fn write_run_marks(influx: &Influx, manifest: &Manifest) -> anyhow::Result<usize> {
     let Some(suite) = manifest.suites.first() else {
         return Ok(0);
     };
@@ -401,7 +394,7 @@ mod tests {
     #[actix_web::test]
     async fn runs_are_marked_as_study_run_points_through_the_write_api() {
         let (url, seen) = fake_influx(204).await;
-        let influx = InfluxWrite {
+        let influx = Influx {
             url,
             org: "flashsale".into(),
             bucket: "flashsale".into(),
@@ -434,7 +427,7 @@ mod tests {
     #[actix_web::test]
     async fn a_refused_write_is_an_error_with_influxdbs_message() {
         let (url, _) = fake_influx(401).await;
-        let influx = InfluxWrite {
+        let influx = Influx {
             url,
             org: "flashsale".into(),
             bucket: "flashsale".into(),

@@ -6,14 +6,22 @@
 //! tables, charts and notes from them, [`render`] lays the view out in the templates.
 //! Beside them, [`index`] lists every report folder of the reports dir with its headline,
 //! and [`diff`] compares two report folders.
+//!
+//! A compose study's folder is made a report folder first by [`compose`]: its modes'
+//! manifests merged ([`merge`]), the services' points read back from InfluxDB ([`flux`]), the
+//! CPU split computed from Telegraf's container points ([`containers`]).
 
 pub mod charts;
+pub mod compose;
+pub mod containers;
 pub mod data;
 pub mod diff;
 pub mod faults;
+pub mod flux;
 pub mod index;
 pub mod lineproto;
 pub mod manifest;
+pub mod merge;
 pub mod render;
 pub mod resources;
 pub mod stats;

@@ -7,6 +7,7 @@ mod bad_input;
 mod ceiling;
 mod compare;
 mod compose;
+mod compose_report;
 mod concurrency;
 mod decline;
 mod dependencies;
