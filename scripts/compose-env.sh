@@ -17,5 +17,7 @@ cat > .env <<ENV
 TOKEN_SECRET=$(secret)
 INTERNAL_KEY=$(secret)
 INFLUX_TOKEN=$(secret)
+# The group of the Docker socket, which Telegraf reads the containers' CPU and memory through.
+DOCKER_GID=$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)
 ENV
-echo "wrote .env (TOKEN_SECRET, INTERNAL_KEY, INFLUX_TOKEN: 32 random bytes each)"
+echo "wrote .env (TOKEN_SECRET, INTERNAL_KEY, INFLUX_TOKEN: 32 random bytes each; DOCKER_GID)"

@@ -408,3 +408,76 @@ fn a_plain_k6_run_keeps_its_raw_series_and_dashboard_and_can_fail() {
     assert_eq!(env["THRESHOLD_FAILURE_RATE"], "0.01");
     assert!(k6["volumes"].to_string().contains("reports/compose"));
 }
+
+/// telegraf/telegraf.conf as JSON, parsed by Python's TOML reader (`tomllib`).
+fn telegraf_config() -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(root().join("telegraf/telegraf.conf"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "telegraf.conf is not TOML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn telegraf_writes_the_container_points_the_report_and_dashboard_read_to_the_suites_influxdb() {
+    use common::metrics::schema::{self, containers};
+    let conf = telegraf_config();
+    let docker = &conf["inputs"]["docker"][0];
+    assert_eq!(docker["endpoint"], "unix:///var/run/docker.sock");
+    assert_eq!(
+        docker["namepass"],
+        serde_json::json!([containers::CPU, containers::MEM])
+    );
+    assert_eq!(
+        docker["fieldinclude"],
+        serde_json::json!([containers::USAGE_PERCENT, containers::USAGE])
+    );
+    assert_eq!(
+        docker["docker_label_include"],
+        serde_json::json!([containers::TAG_COMPOSE_SERVICE])
+    );
+    assert_eq!(docker["total_include"], serde_json::json!(["cpu"]));
+    assert_eq!(docker["perdevice_include"], serde_json::json!([]));
+    // mode and run_id on every point, as on the services' own.
+    assert_eq!(conf["global_tags"][schema::TAG_MODE], "${MODE}");
+    assert_eq!(conf["global_tags"][schema::TAG_RUN_ID], "${RUN_ID}");
+    let out = &conf["outputs"]["influxdb_v2"][0];
+    assert_eq!(out["urls"], serde_json::json!(["${INFLUX_URL}"]));
+    assert_eq!(out["token"], "${INFLUX_TOKEN}");
+    assert_eq!(out["organization"], "${INFLUX_ORG}");
+    assert_eq!(out["bucket"], "${INFLUX_BUCKET}");
+
+    // The variables it reads are the services' values.
+    let config = resolved_config("async");
+    let telegraf = &config["services"]["telegraf"];
+    let order = &config["services"]["order"]["environment"];
+    for var in [
+        "INFLUX_URL",
+        "INFLUX_TOKEN",
+        "INFLUX_ORG",
+        "INFLUX_BUCKET",
+        "MODE",
+        "RUN_ID",
+    ] {
+        assert_eq!(telegraf["environment"][var], order[var], "{var}");
+    }
+    let image = telegraf["image"].as_str().expect("image");
+    assert!(
+        image.starts_with("telegraf:") && image != "telegraf:latest",
+        "pinned: {image}"
+    );
+    let volumes = telegraf["volumes"].to_string();
+    assert!(
+        volumes.contains("telegraf.conf") && volumes.contains("docker.sock"),
+        "{volumes}"
+    );
+}

@@ -90,6 +90,28 @@ pub mod schema {
         pub const CPU_TOTAL: &str = "cpu-total";
         pub const USAGE_PERCENT: &str = "usage_percent";
         pub const USAGE: &str = "usage";
+        /// The container, one of a compose service's replicas.
+        pub const TAG_CONTAINER_NAME: &str = "container_name";
+
+        /// Telegraf's two measurements as the compose path keeps them (its config passes
+        /// nothing else): their tags besides `mode` and `run_id` (Telegraf's global tags)
+        /// and their fields.
+        pub const MEASUREMENTS: [super::Measurement; 2] = [
+            super::Measurement {
+                name: CPU,
+                tags: &[TAG_COMPOSE_SERVICE, TAG_CONTAINER_NAME, TAG_CPU],
+                fields: &[USAGE_PERCENT],
+            },
+            super::Measurement {
+                name: MEM,
+                tags: &[TAG_COMPOSE_SERVICE, TAG_CONTAINER_NAME],
+                fields: &[USAGE],
+            },
+        ];
+
+        pub fn measurement(name: &str) -> Option<&'static super::Measurement> {
+            MEASUREMENTS.iter().find(|m| m.name == name)
+        }
     }
 
     pub const READY: &str = "ready";

@@ -78,6 +78,7 @@ fn every_dashboard_query_names_a_measurement_field_and_tag_the_services_write() 
             .iter()
             .map(|m| {
                 schema::measurement(m)
+                    .or_else(|| schema::containers::measurement(m))
                     .unwrap_or_else(|| panic!("{title}: measurement {m:?} is not written"))
             })
             .collect();
@@ -111,6 +112,8 @@ fn every_dashboard_query_names_a_measurement_field_and_tag_the_services_write() 
         schema::P95_MS,
         schema::ERRORS,
         schema::READY,
+        schema::containers::USAGE_PERCENT,
+        schema::containers::USAGE,
     ] {
         assert!(fields_used.contains(needed), "no panel shows {needed}");
     }
