@@ -3,30 +3,10 @@
 //! files) against a fake InfluxDB: the manifests merged, the services' points and Telegraf's
 //! container CPU read back, the load samples' split rewritten, the report of both modes.
 
+use crate::helpers::{copy_dir, read, report_fixture as fixture};
 use harness::report::manifest::Manifest;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
-        let path = entry.path();
-        let target = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).expect("copy fixture file");
-        }
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
 
 /// The study folder: `raw/<mode>/runs.json` one mode each, the async study an hour after the
 /// sync one, no services' `.lp` files, and sync run 1's load samples taken inside the study's

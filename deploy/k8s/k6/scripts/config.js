@@ -59,6 +59,12 @@ export const config = {
   pollWaitS: int('POLL_WAIT_S', 5),
   // Logins sent at once by setup().
   loginBatch: int('LOGIN_BATCH', 20),
+  // Pass/fail criteria (unset or empty: none, as in `flashsale compare`, whose runs are
+  // judged by the report): the share of the journey's requests that may fail (0.01 = 1 %),
+  // and the P95 in ms a confirmed checkout may take, end to end. A run over either makes k6
+  // exit with status 99.
+  maxFailureRate: num('THRESHOLD_FAILURE_RATE', undefined),
+  maxCheckoutP95Ms: num('THRESHOLD_CHECKOUT_P95_MS', undefined),
 };
 
 if (!SCENARIOS.includes(config.scenario)) {

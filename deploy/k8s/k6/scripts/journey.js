@@ -59,15 +59,21 @@ export const options = {
   summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'],
   // No url tag (one per id) and no TLS tags: smaller time series, same information.
   systemTags: ['status', 'method', 'name', 'scenario', 'expected_response', 'error_code'],
-  // Thresholds that always pass: they make k6 put these sub-metrics in the summary.
+  // The thresholds that always pass make k6 put these sub-metrics in the summary; the
+  // configured ones (THRESHOLD_*) can fail the run.
   thresholds: {
     'http_req_duration{phase:journey}': ['max>=0'],
     'http_req_duration{phase:journey,held:no}': ['max>=0'],
     'http_reqs{phase:journey}': ['count>=0'],
-    'http_req_failed{phase:journey}': ['rate>=0'],
-    'checkout_duration{outcome:confirmed}': ['max>=0'],
+    'http_req_failed{phase:journey}': ['rate>=0', ...limit('rate<', config.maxFailureRate)],
+    'checkout_duration{outcome:confirmed}': ['max>=0', ...limit('p(95)<', config.maxCheckoutP95Ms)],
   },
 };
+
+// A threshold `<stat><op><value>` when the value is set, else none.
+function limit(expression, value) {
+  return value === undefined ? [] : [`${expression}${value}`];
+}
 
 function username(vu) {
   return `user${((vu - 1) % config.users) + 1}`;
