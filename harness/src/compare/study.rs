@@ -391,15 +391,19 @@ mod tests {
         (url, seen)
     }
 
-    #[actix_web::test]
-    async fn runs_are_marked_as_study_run_points_through_the_write_api() {
-        let (url, seen) = fake_influx(204).await;
-        let influx = Influx {
+    fn influx(url: String, token: &str) -> Influx {
+        Influx {
             url,
             org: "flashsale".into(),
             bucket: "flashsale".into(),
-            token: "secret-token".into(),
-        };
+            token: token.into(),
+        }
+    }
+
+    #[actix_web::test]
+    async fn runs_are_marked_as_study_run_points_through_the_write_api() {
+        let (url, seen) = fake_influx(204).await;
+        let influx = influx(url, "secret-token");
         let written = write_run_marks(&influx, &manifest())
             .await
             .expect("written");
@@ -427,12 +431,7 @@ mod tests {
     #[actix_web::test]
     async fn a_refused_write_is_an_error_with_influxdbs_message() {
         let (url, _) = fake_influx(401).await;
-        let influx = Influx {
-            url,
-            org: "flashsale".into(),
-            bucket: "flashsale".into(),
-            token: "wrong".into(),
-        };
+        let influx = influx(url, "wrong");
         let err = write_run_marks(&influx, &manifest())
             .await
             .expect_err("401 is an error");
