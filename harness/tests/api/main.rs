@@ -27,4 +27,5 @@ mod seeding;
 mod shopper;
 mod shutdown;
 mod study;
+mod traces;
 mod verify;

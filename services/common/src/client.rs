@@ -14,11 +14,13 @@ use crate::auth::INTERNAL_KEY_HEADER;
 use crate::config::CommonConfig;
 use crate::deadline::{self, BUDGET_HEADER};
 use crate::error::{ApiError, ErrorBody};
+use crate::telemetry::propagate;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 #[derive(Clone)]
 pub struct ServiceClient {
@@ -92,40 +94,56 @@ impl ServiceClient {
     ) -> Result<R, ApiError> {
         let url = format!("{}{}", self.base, path);
         let url = url.as_str();
+        let span = propagate::client_span("POST", path);
+        let traceparent = propagate::traceparent_of(&span);
+        let traceparent = traceparent.as_deref();
         let attempt = |left: Duration| async move {
             let resp = self
-                .request(self.http.post(url), left)
+                .request(self.http.post(url), left, traceparent)
                 .json(body)
                 .send()
                 .await
                 .map_err(Failure::Transport)?;
             decode(resp).await
         };
-        self.run(path, attempt).await
+        self.run(path, attempt).instrument(span).await
     }
 
     /// GET `path` and decode a 2xx answer.
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ApiError> {
         let url = format!("{}{}", self.base, path);
         let url = url.as_str();
+        let span = propagate::client_span("GET", path);
+        let traceparent = propagate::traceparent_of(&span);
+        let traceparent = traceparent.as_deref();
         let attempt = |left: Duration| async move {
             let resp = self
-                .request(self.http.get(url), left)
+                .request(self.http.get(url), left, traceparent)
                 .send()
                 .await
                 .map_err(Failure::Transport)?;
             decode(resp).await
         };
-        self.run(path, attempt).await
+        self.run(path, attempt).instrument(span).await
     }
 
-    /// An attempt with `left` of the call's budget: its timeout, and the budget passed on.
-    fn request(&self, builder: reqwest::RequestBuilder, left: Duration) -> reqwest::RequestBuilder {
+    /// An attempt with `left` of the call's budget: its timeout, the budget passed on, and
+    /// the trace it belongs to.
+    fn request(
+        &self,
+        builder: reqwest::RequestBuilder,
+        left: Duration,
+        traceparent: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let passed_on = left.saturating_sub(deadline::MARGIN).as_millis();
-        builder
+        let builder = builder
             .header(INTERNAL_KEY_HEADER, &self.internal_key)
             .header(BUDGET_HEADER, passed_on.to_string())
-            .timeout(left)
+            .timeout(left);
+        match traceparent {
+            Some(traceparent) => builder.header(propagate::TRACEPARENT, traceparent),
+            None => builder,
+        }
     }
 
     async fn run<R, F, Fut>(&self, path: &str, mut attempt: F) -> Result<R, ApiError>
@@ -149,7 +167,14 @@ impl ServiceClient {
             .when(Failure::retryable)
             .notify(|f, wait| tracing::debug!(%path, ?f, ?wait, "retrying internal call"))
             .await
-            .map_err(|f| into_api_error(path, f))
+            .map_err(|f| {
+                let status = match &f {
+                    Failure::Status(status, _) => Some(status.as_u16()),
+                    _ => None,
+                };
+                propagate::failed(&tracing::Span::current(), status);
+                into_api_error(path, f)
+            })
     }
 }
 

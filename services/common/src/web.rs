@@ -443,8 +443,8 @@ impl Base {
 }
 
 /// What every service's server is made of: the JSON fallbacks, the lame-duck and budget
-/// middlewares, the request metrics outermost (so the time they record includes the
-/// others), `/healthz`, `/readyz`, `/metrics`, the extractor configs, then the service's own
+/// middlewares, the request metrics (so the time they record includes the others), the
+/// request's span outermost when tracing is on, `/healthz`, `/readyz`, `/metrics`, the extractor configs, then the service's own
 /// `app` (its data and routes) and the JSON 404. Listening on `listener`, with the service's
 /// metrics sampler added to `tasks`; a failure to start cancels `cancel`, so loops already
 /// running (the messaging runtime) stop with it.
@@ -474,6 +474,12 @@ where
                 crate::deadline::within_budget,
             ))
             .wrap(metrics.clone())
+            // Each request's server span (docs/tracing.md), its parent read from the
+            // request's `traceparent`; not even wrapped with tracing off.
+            .wrap(actix_web::middleware::Condition::new(
+                crate::telemetry::enabled(),
+                tracing_actix_web::TracingLogger::default(),
+            ))
             .configure(|cfg| configure(cfg, &config, readiness.clone()))
             .configure(app.clone())
             .default_service(web::to(not_found))

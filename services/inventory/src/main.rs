@@ -7,7 +7,8 @@ use inventory::{configuration::Settings, startup::Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init("inventory");
+    // Held to the end: dropping it flushes the last spans.
+    let _telemetry = common::telemetry::init("inventory")?;
     let settings = Settings::from_env()?;
     let app = Application::build(settings).await?;
     app.run_until_stopped().await

@@ -7,7 +7,8 @@ use order::{configuration::Settings, startup::Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init("order");
+    // Held to the end: dropping it flushes the last spans.
+    let _telemetry = common::telemetry::init("order")?;
     let settings = Settings::from_env()?;
     let app = Application::build(settings).await?;
     app.run_until_stopped().await

@@ -7,7 +7,8 @@ use payment::{configuration::Settings, startup::Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init("payment");
+    // Held to the end: dropping it flushes the last spans.
+    let _telemetry = common::telemetry::init("payment")?;
     let settings = Settings::from_env()?;
     let app = Application::build(settings).await?;
     app.run_until_stopped().await

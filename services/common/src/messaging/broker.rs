@@ -95,6 +95,15 @@ impl Broker {
     /// Publish a batch and wait until the broker confirmed every message (persisted to the
     /// quorum queues it routes to). Fails if any message is nacked or unroutable.
     pub async fn publish(&self, batch: &[Outgoing]) -> anyhow::Result<()> {
+        self.publish_with_headers(batch, &[]).await
+    }
+
+    /// [`Broker::publish`], message `i` with `headers[i]` when that is `Some` (its trace).
+    pub async fn publish_with_headers(
+        &self,
+        batch: &[Outgoing],
+        headers: &[Option<FieldTable>],
+    ) -> anyhow::Result<()> {
         let channel = self
             .inner
             .publisher
@@ -104,8 +113,11 @@ impl Broker {
             .context("not connected to RabbitMQ")?;
         let exchange = events_exchange(&self.inner.opts.prefix);
         let mut confirms = Vec::with_capacity(batch.len());
-        for (event_type, message_id, payload) in batch {
-            let properties = message_properties(event_type, *message_id);
+        for (i, (event_type, message_id, payload)) in batch.iter().enumerate() {
+            let mut properties = message_properties(event_type, *message_id);
+            if let Some(Some(headers)) = headers.get(i) {
+                properties = properties.with_headers(headers.clone());
+            }
             let confirm = channel
                 .basic_publish(
                     exchange.as_str().into(),

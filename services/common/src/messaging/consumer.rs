@@ -21,6 +21,8 @@ pub struct Incoming {
     pub message_id: Uuid,
     pub payload: Vec<u8>,
     pub redelivered: bool,
+    /// The trace it carries, its `receive` span in it (docs/tracing.md); `None` untraced.
+    pub trace: Option<opentelemetry::Context>,
 }
 
 impl Incoming {
@@ -32,6 +34,7 @@ impl Incoming {
             message_id: Uuid::new_v4(),
             payload: payload.to_vec(),
             redelivered: false,
+            trace: None,
         }
     }
 
@@ -222,11 +225,13 @@ async fn incoming(delivery: &Delivery, acks: &Acks) -> Option<Incoming> {
         acks.settled(delivery.delivery_tag);
         return None;
     };
+    let trace = crate::telemetry::propagate::received(&delivery.properties, &event_type);
     Some(Incoming {
         event_type,
         message_id,
         payload: delivery.data.clone(),
         redelivered: delivery.redelivered,
+        trace,
     })
 }
 

@@ -12,6 +12,7 @@
 use super::broker::{Broker, Outgoing};
 use crate::db::Prepared;
 use crate::events::Event;
+use crate::telemetry::propagate::{self, Outbound};
 use deadpool_postgres::{Pool, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,15 +28,33 @@ pub const MIGRATION_SQL: &str = include_str!("../../migrations/messaging.sql");
 /// The relay's lease on the rows it is publishing, the migration after [`MIGRATION_SQL`].
 pub const CLAIM_MIGRATION_SQL: &str = include_str!("../../migrations/outbox_claim.sql");
 
-/// A service's own migrations (`embedded`) with the two shared ones added as versions
-/// `messaging` ([`MIGRATION_SQL`], `V<messaging>__messaging`) and `claim`
-/// ([`CLAIM_MIGRATION_SQL`], `V<claim>__outbox_claim`), in version order. The service's own
-/// folder leaves those versions free; a version taken twice is a bug, caught at start.
-pub fn with_migrations(embedded: refinery::Runner, messaging: u32, claim: u32) -> refinery::Runner {
+/// The trace an event belongs to, the migration after [`CLAIM_MIGRATION_SQL`].
+pub const TRACE_MIGRATION_SQL: &str = include_str!("../../migrations/outbox_trace.sql");
+
+/// The shared migrations in order: what a test's own database runs to hold an outbox and an
+/// inbox without a service's folder.
+pub const SHARED_MIGRATIONS: [&str; 3] = [MIGRATION_SQL, CLAIM_MIGRATION_SQL, TRACE_MIGRATION_SQL];
+
+/// The versions a service gives the shared migrations, free in its own folder.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedVersions {
+    /// [`MIGRATION_SQL`], `V<messaging>__messaging`.
+    pub messaging: u32,
+    /// [`CLAIM_MIGRATION_SQL`], `V<claim>__outbox_claim`.
+    pub claim: u32,
+    /// [`TRACE_MIGRATION_SQL`], `V<trace>__outbox_trace`.
+    pub trace: u32,
+}
+
+/// A service's own migrations (`embedded`) with the shared ones added at `versions`, in
+/// version order. The service's own folder leaves those versions free; a version taken twice
+/// is a bug, caught at start.
+pub fn with_migrations(embedded: refinery::Runner, versions: SharedVersions) -> refinery::Runner {
     let mut all = embedded.get_migrations().clone();
     for (version, name, sql) in [
-        (messaging, "messaging", MIGRATION_SQL),
-        (claim, "outbox_claim", CLAIM_MIGRATION_SQL),
+        (versions.messaging, "messaging", MIGRATION_SQL),
+        (versions.claim, "outbox_claim", CLAIM_MIGRATION_SQL),
+        (versions.trace, "outbox_trace", TRACE_MIGRATION_SQL),
     ] {
         assert!(
             all.iter().all(|m| m.version() != version),
@@ -49,16 +68,19 @@ pub fn with_migrations(embedded: refinery::Runner, messaging: u32, claim: u32) -
     refinery::Runner::new(&all)
 }
 
-/// Record `event` for publication, inside the caller's transaction.
+/// Record `event` for publication, inside the caller's transaction, with the trace of the
+/// current span when it is recorded.
 pub async fn append<E: Event>(
     tx: &Transaction<'_>,
     event: &E,
 ) -> Result<Uuid, tokio_postgres::Error> {
     let message_id = Uuid::new_v4();
     let payload = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+    let traceparent = propagate::current_traceparent();
     tx.execute_cached(
-        "INSERT INTO outbox (message_id, event_type, payload) VALUES ($1, $2, $3)",
-        &[&message_id, &E::NAME, &payload],
+        "INSERT INTO outbox (message_id, event_type, payload, traceparent)
+         VALUES ($1, $2, $3, $4)",
+        &[&message_id, &E::NAME, &payload, &traceparent],
     )
     .await?;
     Ok(message_id)
@@ -111,15 +133,17 @@ const CLAIM_SQL: &str = "UPDATE outbox SET claimed_until = now() + make_interval
                   WHERE published_at IS NULL
                     AND (claimed_until IS NULL OR claimed_until < now())
                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-     RETURNING id, message_id, event_type, payload";
+     RETURNING id, message_id, event_type, payload, created_at, traceparent";
 const MARK_SENT_SQL: &str =
     "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)";
 const RELEASE_SQL: &str = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1)";
 
-/// One claimed batch: the row ids, and the messages in outbox order.
+/// One claimed batch: the row ids, the messages in outbox order, and the trace of each
+/// (`None`: not traced).
 pub struct Claim {
     pub ids: Vec<i64>,
     pub messages: Vec<Outgoing>,
+    pub traces: Vec<Option<Outbound>>,
 }
 
 /// Run `statement` in a transaction of its own whose commit does not wait for its WAL flush,
@@ -151,18 +175,32 @@ pub async fn claim(pool: &Pool, max: i64, lease: Duration) -> anyhow::Result<Cla
     let statement = client.prepare_cached(CLAIM_SQL).await?;
     let lease = lease.as_secs_f64();
     let rows = unflushed(&client, client.query(&statement, &[&max, &lease])).await?;
-    let mut batch: Vec<(i64, Outgoing)> = Vec::with_capacity(rows.len());
+    let mut batch: Vec<(i64, Outgoing, Option<Outbound>)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let payload: serde_json::Value = row.get(3);
+        let trace = row.get::<_, Option<String>>(5).map(|traceparent| Outbound {
+            traceparent,
+            created_at: row.get::<_, chrono::DateTime<chrono::Utc>>(4).into(),
+        });
         batch.push((
             row.get(0),
             (row.get(2), row.get(1), serde_json::to_vec(&payload)?),
+            trace,
         ));
     }
     // Published in outbox order, as the rows were written.
-    batch.sort_by_key(|(id, _)| *id);
-    let (ids, messages) = batch.into_iter().unzip();
-    Ok(Claim { ids, messages })
+    batch.sort_by_key(|(id, _, _)| *id);
+    let mut claim = Claim {
+        ids: Vec::with_capacity(batch.len()),
+        messages: Vec::with_capacity(batch.len()),
+        traces: Vec::with_capacity(batch.len()),
+    };
+    for (id, message, trace) in batch {
+        claim.ids.push(id);
+        claim.messages.push(message);
+        claim.traces.push(trace);
+    }
+    Ok(claim)
 }
 
 /// Publish one batch of unsent rows; answers how many were published.
@@ -174,14 +212,34 @@ pub async fn claim(pool: &Pool, max: i64, lease: Duration) -> anyhow::Result<Cla
 /// that dies between publish and mark leaves the rows to be published again when its lease
 /// ends; the consumers' inboxes drop the copies.
 pub async fn publish_batch(pool: &Pool, broker: &Broker, max: i64) -> anyhow::Result<usize> {
-    let Claim { ids, messages } = claim(pool, max, CLAIM_LEASE).await?;
+    let Claim {
+        ids,
+        messages,
+        traces,
+    } = claim(pool, max, CLAIM_LEASE).await?;
     if ids.is_empty() {
         return Ok(0);
     }
-    let published = tokio::time::timeout(PUBLISH_TIMEOUT, broker.publish(&messages))
-        .await
-        .map_err(|_| anyhow::anyhow!("no publisher confirms within {PUBLISH_TIMEOUT:?}"))
-        .and_then(|confirmed| confirmed);
+    let (spans, headers): (Vec<_>, Vec<_>) = messages
+        .iter()
+        .zip(&traces)
+        .map(|((event, _, _), trace)| {
+            trace
+                .as_ref()
+                .and_then(|t| propagate::publishing(event, t))
+                .unzip()
+        })
+        .unzip();
+    let published = tokio::time::timeout(
+        PUBLISH_TIMEOUT,
+        broker.publish_with_headers(&messages, &headers),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no publisher confirms within {PUBLISH_TIMEOUT:?}"))
+    .and_then(|confirmed| confirmed);
+    for span in spans.into_iter().flatten() {
+        span.end(published.is_ok());
+    }
     let client = pool.get().await?;
     let sql = if published.is_ok() {
         MARK_SENT_SQL
@@ -267,7 +325,14 @@ mod tests {
 
     #[test]
     fn the_shared_migrations_join_a_services_own_in_version_order() {
-        let runner = with_migrations(own(), 2, 4);
+        let runner = with_migrations(
+            own(),
+            SharedVersions {
+                messaging: 2,
+                claim: 4,
+                trace: 5,
+            },
+        );
         let names: Vec<String> = runner
             .get_migrations()
             .iter()
@@ -275,16 +340,30 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["V1__own", "V2__messaging", "V3__more", "V4__outbox_claim"]
+            [
+                "V1__own",
+                "V2__messaging",
+                "V3__more",
+                "V4__outbox_claim",
+                "V5__outbox_trace"
+            ]
         );
         let sql: Vec<_> = runner.get_migrations().iter().map(|m| m.sql()).collect();
         assert_eq!(sql[1], Some(MIGRATION_SQL));
         assert_eq!(sql[3], Some(CLAIM_MIGRATION_SQL));
+        assert_eq!(sql[4], Some(TRACE_MIGRATION_SQL));
     }
 
     #[test]
     #[should_panic(expected = "migration V3 is taken")]
     fn a_version_the_service_uses_itself_is_refused() {
-        let _ = with_migrations(own(), 2, 3);
+        let _ = with_migrations(
+            own(),
+            SharedVersions {
+                messaging: 2,
+                claim: 3,
+                trace: 4,
+            },
+        );
     }
 }

@@ -16,9 +16,11 @@ use super::consumer::{HandleError, Incoming};
 use super::outbox::{self, RelaySignal};
 use crate::changes::Changes;
 use crate::db::Prepared as _;
+use crate::telemetry::propagate;
 use deadpool_postgres::{Pool, Transaction};
 use futures::future::{try_join_all, BoxFuture};
 use std::sync::Arc;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// What applying one message did, for the work after the commit.
@@ -149,7 +151,35 @@ struct Pipeline<C> {
 
 impl<C: Consume> Pipeline<C> {
     async fn run(&self, batch: &[Incoming]) -> Result<(), HandleError> {
-        let prepared = try_join_all(batch.iter().map(|m| self.consume.prepare(m))).await?;
+        // Each traced message's `process` span, open until the commit is done with; an
+        // event appended under it joins its trace.
+        let spans: Vec<tracing::Span> = batch
+            .iter()
+            .map(|m| {
+                propagate::process_span(&m.event_type, m.message_id, m.trace.as_ref(), batch.len())
+            })
+            .collect();
+        let result = self.run_traced(batch, &spans).await;
+        if result.is_err() {
+            for span in &spans {
+                propagate::failed(span, None);
+            }
+        }
+        result
+    }
+
+    async fn run_traced(
+        &self,
+        batch: &[Incoming],
+        spans: &[tracing::Span],
+    ) -> Result<(), HandleError> {
+        let prepared = try_join_all(
+            batch
+                .iter()
+                .zip(spans)
+                .map(|(m, span)| self.consume.prepare(m).instrument(span.clone())),
+        )
+        .await?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         if C::SERIAL_BATCHES && batch.len() > 1 {
@@ -158,13 +188,18 @@ impl<C: Consume> Pipeline<C> {
         }
         let mut fresh = outbox::first_deliveries(&tx, batch).await?;
         let mut effects = Vec::with_capacity(batch.len());
-        for (message, prepared) in batch.iter().zip(prepared) {
+        for ((message, prepared), span) in batch.iter().zip(prepared).zip(spans) {
             // `remove`: a message delivered twice within one batch is applied once.
             if !fresh.remove(&message.message_id) {
                 tracing::debug!(message_id = %message.message_id, event = %message.event_type, "duplicate message: no second effect");
                 continue;
             }
-            effects.push(self.consume.apply(&tx, message, prepared).await?);
+            let effect = self
+                .consume
+                .apply(&tx, message, prepared)
+                .instrument(span.clone())
+                .await?;
+            effects.push(effect);
         }
         tx.commit().await?;
         if let Some(relay) = &self.relay {

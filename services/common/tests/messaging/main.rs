@@ -334,11 +334,7 @@ async fn outbox_with(prefix: &str, n: usize) -> deadpool_postgres::Pool {
     pool.get()
         .await
         .expect("conn")
-        .batch_execute(&format!(
-            "{}{}",
-            outbox::MIGRATION_SQL,
-            outbox::CLAIM_MIGRATION_SQL
-        ))
+        .batch_execute(&outbox::SHARED_MIGRATIONS.concat())
         .await
         .expect("tables");
     let mut client = pool.get().await.expect("conn");

@@ -55,9 +55,8 @@ async fn database(prefix: &str) -> Pool {
         .await
         .expect("conn")
         .batch_execute(&format!(
-            "{}{}CREATE TABLE applied (message_id UUID NOT NULL, txid BIGINT NOT NULL);",
-            outbox::MIGRATION_SQL,
-            outbox::CLAIM_MIGRATION_SQL
+            "{}CREATE TABLE applied (message_id UUID NOT NULL, txid BIGINT NOT NULL);",
+            outbox::SHARED_MIGRATIONS.concat()
         ))
         .await
         .expect("tables");

@@ -5,9 +5,16 @@ pub mod migrations {
     refinery::embed_migrations!("migrations");
 
     /// This service's migrations with the shared outbox and inbox (`common::messaging`) as
-    /// V2 and the relay's lease as V4.
+    /// V2, the relay's lease as V4 and the events' trace as V5.
     pub fn runner() -> refinery::Runner {
-        common::messaging::outbox::with_migrations(migrations::runner(), 2, 4)
+        common::messaging::outbox::with_migrations(
+            migrations::runner(),
+            common::messaging::outbox::SharedVersions {
+                messaging: 2,
+                claim: 4,
+                trace: 5,
+            },
+        )
     }
 }
 
