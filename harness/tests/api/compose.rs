@@ -1,6 +1,7 @@
 //! The containerised path agrees with the native one: docker-compose accepts the compose file
 //! in both modes, and its services, nginx's upstreams and the workspace's binaries name the
-//! same five services. No Docker engine runs here: `docker-compose config` only parses and
+//! same five services; every replica sends its spans to a pinned Jaeger, and one trace ratio
+//! reaches the services and k6. No Docker engine runs here: `docker-compose config` only parses and
 //! resolves the file (Debian's docker-compose, installed by `flashsale setup`).
 
 use crate::helpers::ensure_infra;
