@@ -1,6 +1,7 @@
 //! The containerised path agrees with the native one: docker-compose accepts the compose file
 //! in both modes, and its services, nginx's upstreams and the workspace's binaries name the
-//! same five services. No Docker engine runs here: `docker-compose config` only parses and
+//! same five services; every replica sends its spans to a pinned Jaeger, and one trace ratio
+//! reaches the services and k6. No Docker engine runs here: `docker-compose config` only parses and
 //! resolves the file (Debian's docker-compose, installed by `flashsale setup`).
 
 use crate::helpers::ensure_infra;
@@ -45,13 +46,17 @@ fn compose_config(mode: &str, env: &[(&str, &str)]) -> std::process::Output {
 /// `docker-compose config` with `MODE=mode` and secrets: the resolved file, as JSON (through
 /// the YAML library docker-compose itself runs on).
 fn resolved_config(mode: &str) -> serde_json::Value {
-    let out = compose_config(
-        mode,
-        &[
-            ("TOKEN_SECRET", TOKEN_SECRET),
-            ("INTERNAL_KEY", INTERNAL_KEY),
-        ],
-    );
+    resolved_config_with(mode, &[])
+}
+
+/// [`resolved_config`] with `env` set too.
+fn resolved_config_with(mode: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut vars = vec![
+        ("TOKEN_SECRET", TOKEN_SECRET),
+        ("INTERNAL_KEY", INTERNAL_KEY),
+    ];
+    vars.extend_from_slice(env);
+    let out = compose_config(mode, &vars);
     assert!(
         out.status.success(),
         "docker-compose config rejected the file with MODE={mode}:\n{}",
@@ -480,4 +485,151 @@ fn telegraf_writes_the_container_points_the_report_and_dashboard_read_to_the_sui
         volumes.contains("telegraf.conf") && volumes.contains("docker.sock"),
         "{volumes}"
     );
+}
+
+/// The compose service running Jaeger v2 (found by its image, not its name): its name and
+/// its resolved definition.
+fn jaeger_service(config: &serde_json::Value) -> (String, serde_json::Value) {
+    let services = config["services"].as_object().expect("services");
+    let mut found = services.iter().filter(|(_, s)| {
+        s["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("jaegertracing/jaeger:"))
+    });
+    let (name, service) = found
+        .next()
+        .expect("a service running jaegertracing/jaeger");
+    assert!(found.next().is_none(), "more than one Jaeger");
+    (name.clone(), service.clone())
+}
+
+/// A port as docker-compose prints it in `expose` (a string or a number, maybe `/tcp`).
+fn port_number(port: &serde_json::Value) -> u16 {
+    let text = match port {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let number = text.split('/').next().unwrap_or(&text);
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("not a port: {port}"))
+}
+
+/// The container ports a service publishes on the host (`ports`' targets).
+fn published_targets(service: &serde_json::Value) -> Vec<u16> {
+    service["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|port| match port {
+            // docker-compose 1.x prints "HOST:PUBLISHED:TARGET[/proto]"; later versions an object.
+            serde_json::Value::String(spec) => {
+                port_number(&spec.rsplit(':').next().expect("a target").into())
+            }
+            other => port_number(&other["target"]),
+        })
+        .collect()
+}
+
+#[test]
+fn jaeger_is_pinned_and_every_replica_sends_its_spans_to_jaegers_otlp_http_port() {
+    for mode in ["sync", "async"] {
+        let config = resolved_config(mode);
+        let services = config["services"].as_object().expect("services");
+        let (name, jaeger) = jaeger_service(&config);
+
+        // Pinned: a release tag M.N.P, not `latest` or a moving major.
+        let image = jaeger["image"].as_str().expect("image");
+        let tag = image.rsplit_once(':').expect("a tag").1;
+        let parts: Vec<&str> = tag.split('.').collect();
+        assert!(
+            parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+            "{mode}: Jaeger is not pinned to a release: {image}"
+        );
+        assert_eq!(parts[0], "2", "Jaeger v2 (v1 is end of life): {image}");
+        for (other, service) in services {
+            assert!(
+                !service["image"]
+                    .to_string()
+                    .contains("jaegertracing/all-in-one"),
+                "{other} runs Jaeger v1's image"
+            );
+        }
+        // The pin the compose guide names is the one in the file.
+        let guide = std::fs::read_to_string(root().join("docs/compose.md")).expect("compose.md");
+        assert!(
+            guide.contains(image),
+            "docs/compose.md does not name {image}"
+        );
+
+        // Its OTLP/HTTP receiver (the built-in configuration's 4318) is declared for the
+        // compose network, listens beyond localhost, and is not published on the host; the
+        // UI is.
+        let exposed: Vec<u16> = jaeger["expose"]
+            .as_array()
+            .expect("jaeger declares its OTLP port in `expose`")
+            .iter()
+            .map(port_number)
+            .collect();
+        assert_eq!(exposed, [4318], "{mode}: Jaeger's OTLP/HTTP port");
+        assert_eq!(jaeger["environment"]["JAEGER_LISTEN_HOST"], "0.0.0.0");
+        let published = published_targets(&jaeger);
+        assert_eq!(published, [16686], "{mode}: only the UI is published");
+
+        // Every replica of every service sends OTLP/HTTP there (the services append
+        // /v1/traces themselves), and none waits for Jaeger: spans are best effort.
+        let endpoint = format!("http://{name}:{}", exposed[0]);
+        for service in harness::SERVICES {
+            let s = &services[service];
+            assert_eq!(s["deploy"]["replicas"], 2, "{service}");
+            assert_eq!(
+                s["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"], endpoint,
+                "{mode} {service}"
+            );
+            assert!(
+                s["depends_on"].get(&name).is_none(),
+                "{mode} {service} cannot start without Jaeger"
+            );
+        }
+        for (other, service) in services {
+            assert!(
+                service["depends_on"].get(&name).is_none(),
+                "{mode}: {other} depends on Jaeger"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_trace_sample_ratio_reaches_every_service_the_study_and_k6_in_both_modes() {
+    let takers: Vec<&str> = harness::SERVICES
+        .iter()
+        .copied()
+        .chain(["study", "k6"])
+        .collect();
+    for mode in ["sync", "async"] {
+        // By default: one share, tracing on, at most everything.
+        let config = resolved_config(mode);
+        let ratio = |config: &serde_json::Value, name: &str| {
+            config["services"][name]["environment"]["TRACE_SAMPLE_RATIO"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{mode}: {name} has no TRACE_SAMPLE_RATIO"))
+                .to_string()
+        };
+        let default = ratio(&config, "order");
+        let share: f64 = default.parse().expect("a number");
+        assert!(share > 0.0 && share <= 1.0, "{mode}: {default}");
+        for name in &takers {
+            assert_eq!(ratio(&config, name), default, "{mode} {name}");
+        }
+        // Set once, for all of them.
+        let config = resolved_config_with(mode, &[("TRACE_SAMPLE_RATIO", "0.25")]);
+        for name in &takers {
+            assert_eq!(ratio(&config, name), "0.25", "{mode} {name}");
+        }
+        let config = resolved_config_with(mode, &[("TRACE_SAMPLE_RATIO", "0")]);
+        for name in &takers {
+            assert_eq!(ratio(&config, name), "0", "{mode} {name}");
+        }
+    }
 }
