@@ -184,6 +184,19 @@ impl CommonConfig {
     }
 }
 
+/// The name a replica's metrics and spans carry: `INSTANCE`, else `<service>-<HOSTNAME>` (a
+/// container's id under Docker, where every replica's pid is 1), else `<service>-<pid>`.
+pub fn instance_label(service: &str, instance: Option<&str>, hostname: Option<&str>) -> String {
+    fn set(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    match (set(instance), set(hostname)) {
+        (Some(instance), _) => instance.to_string(),
+        (None, Some(host)) => format!("{service}-{host}"),
+        (None, None) => format!("{service}-{}", std::process::id()),
+    }
+}
+
 /// The shortest secret a replica accepts, in bytes: an HS256 key should be as long as the
 /// hash (RFC 7518, section 3.2).
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -303,11 +303,11 @@ impl Metrics {
     /// queue, never the sum).
     pub fn from_env(service: &str, common: &CommonConfig) -> anyhow::Result<Metrics> {
         let config = MetricsConfig::from_env()?;
-        let instance = match (&common.instance, set(&config.hostname)) {
-            (Some(instance), _) => instance.clone(),
-            (None, Some(host)) => format!("{service}-{host}"),
-            (None, None) => common.instance_name(service),
-        };
+        let instance = crate::config::instance_label(
+            service,
+            common.instance.as_deref(),
+            config.hostname.as_deref(),
+        );
         let labels = Labels {
             service: service.to_string(),
             instance,

@@ -40,9 +40,11 @@ pub struct TraceSettings {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/HTTP JSON sent to `<endpoint>/v1/traces`.
     #[serde(default)]
     pub otel_exporter_otlp_endpoint: Option<String>,
-    /// `INSTANCE`, `MODE`, `RUN_ID`: the replica the spans come from.
+    /// `INSTANCE`, `HOSTNAME`, `MODE`, `RUN_ID`: the replica the spans come from.
     #[serde(default)]
     pub instance: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
     #[serde(default)]
     pub mode: Mode,
     #[serde(default)]
@@ -160,10 +162,11 @@ pub fn init_with(service: &str, settings: &TraceSettings) -> anyhow::Result<Tele
 const MAX_QUEUED_SPANS: usize = 2048;
 
 fn provider(service: &str, settings: &TraceSettings) -> anyhow::Result<SdkTracerProvider> {
-    let instance = settings
-        .instance
-        .clone()
-        .unwrap_or_else(|| format!("{service}-{}", std::process::id()));
+    let instance = crate::config::instance_label(
+        service,
+        settings.instance.as_deref(),
+        settings.hostname.as_deref(),
+    );
     let mut attributes = vec![
         KeyValue::new("service.name", service.to_string()),
         KeyValue::new("service.instance.id", instance),
