@@ -78,8 +78,10 @@ pub async fn append<E: Event>(
     let payload = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
     let traceparent = propagate::current_traceparent();
     tx.execute_cached(
-        "INSERT INTO outbox (message_id, event_type, payload, traceparent)
-         VALUES ($1, $2, $3, $4)",
+        // `clock_timestamp()`, the insert's own time rather than its transaction's start:
+        // where the event's `outbox` span begins.
+        "INSERT INTO outbox (message_id, event_type, payload, traceparent, created_at)
+         VALUES ($1, $2, $3, $4, clock_timestamp())",
         &[&message_id, &E::NAME, &payload, &traceparent],
     )
     .await?;
