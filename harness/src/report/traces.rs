@@ -133,7 +133,7 @@ pub fn group(spans: &Spans) -> Vec<Trace> {
 /// One hop over a set of traces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HopFigures {
-    /// `inventory process ReservationRequested`.
+    /// `inventory process ReservationRequested.v1`.
     pub hop: String,
     /// `inventory`.
     pub service: String,
@@ -516,12 +516,15 @@ mod tests {
         // Over (x, 2x, 3x): median 2x, p95 2x + 0.9 x.
         for (name, x) in [
             ("order POST /api/payments", 4.0),
-            ("order POST /internal/payments", 2.0),
-            ("payment POST /internal/payments", 32.0),
+            ("order POST /internal/payments/charges", 2.0),
+            ("payment POST /internal/payments/charges", 32.0),
             ("reservation POST /internal/reservations/{id}/confirm", 2.0),
-            ("inventory POST /internal/holds/{id}/commit", 12.0),
+            (
+                "inventory POST /internal/inventory/holds/{reservation_id}/commit",
+                12.0,
+            ),
             ("reservation POST /api/reservations", 4.0),
-            ("gateway GET /internal/carts/{id}", 2.0),
+            ("gateway GET /internal/gateway/carts/{cart_id}", 2.0),
         ] {
             let h = hop(&b, name);
             assert!(close(h.median_ms, 2.0 * x), "{name}: {h:?}");
@@ -532,7 +535,10 @@ mod tests {
         assert_eq!(b.hops[0].hop, "gateway POST /api/carts");
         assert_eq!(b.hops[8].hop, "order POST /api/payments");
         assert!(close(b.hops[8].median_offset_ms, 80.0), "{:?}", b.hops[8]);
-        assert_eq!(b.hops[16].hop, "inventory POST /internal/holds/{id}/commit");
+        assert_eq!(
+            b.hops[16].hop,
+            "inventory POST /internal/inventory/holds/{reservation_id}/commit"
+        );
         // A lasts 100 ms, of which 85 ms are the hops' (15 ms are k6's, between requests).
         assert!(close(b.end_to_end_median_ms, 200.0));
         assert!(close(b.end_to_end_p95_ms, 290.0));
@@ -543,36 +549,36 @@ mod tests {
     #[test]
     fn async_checkouts_break_down_into_the_event_chain() {
         // Fixture (raw/async/traces): A, B = 2 A (run 1), C = 3 A (run 2), where C's
-        // PaymentSucceeded is consumed by inventory too. In A: `publish ReservationRequested`
+        // PaymentSucceeded is consumed by inventory too. In A: `publish ReservationRequested.v1`
         // 22–25 ms, its `receive` 23–30 (2 ms of the publish are the broker's: 1 ms left);
-        // `process ReservationRequested` 30–40, its outbox row 36–42 (4 ms inside: 6 ms left).
+        // `process ReservationRequested.v1` 30–40, its outbox row 36–42 (4 ms inside: 6 ms left).
         let (b, _) = fixture_breakdown("async");
 
         assert_eq!(b.traces, 3);
         for (name, x) in [
-            ("reservation publish ReservationRequested", 1.0),
-            ("inventory receive ReservationRequested", 7.0),
-            ("inventory process ReservationRequested", 6.0),
-            ("inventory outbox StockReserved", 6.0),
+            ("reservation publish ReservationRequested.v1", 1.0),
+            ("inventory receive ReservationRequested.v1", 7.0),
+            ("inventory process ReservationRequested.v1", 6.0),
+            ("inventory outbox StockReserved.v1", 6.0),
             ("reservation POST /api/reservations", 5.0),
-            ("payment process ReservationBound", 26.0),
+            ("payment process ReservationBound.v1", 26.0),
             // Two held polls: 20 and 14 ms.
             ("reservation GET /api/reservations/{id}", 34.0),
             // In C two receives (order's and inventory's) overlap inside the publish: their
             // union is subtracted once, so C's publish keeps 3 ms of its 6 (not 0).
-            ("payment publish PaymentSucceeded", 1.0),
+            ("payment publish PaymentSucceeded.v1", 1.0),
         ] {
             let h = hop(&b, name);
             assert!(close(h.median_ms, 2.0 * x), "{name}: {h:?}");
             assert!(close(h.p95_ms, 2.9 * x), "{name}: {h:?}");
         }
-        let fan_out = hop(&b, "inventory receive PaymentSucceeded");
+        let fan_out = hop(&b, "inventory receive PaymentSucceeded.v1");
         assert!(close(fan_out.share, 1.0 / 3.0), "{fan_out:?}");
         assert!(close(fan_out.median_ms, 12.0) && close(fan_out.p95_ms, 12.0));
         assert_eq!(b.hops.len(), 33);
         assert_eq!(
             b.hops.last().map(|h| h.hop.as_str()),
-            Some("inventory process PaymentSucceeded"),
+            Some("inventory process PaymentSucceeded.v1"),
             "the fan-out starts last"
         );
         assert!(close(b.end_to_end_median_ms, 302.0));
@@ -620,7 +626,7 @@ mod tests {
                 charge.share.as_str()
             ),
             (
-                "payment POST /internal/payments",
+                "payment POST /internal/payments/charges",
                 "64.0 ms",
                 "92.8 ms",
                 "100 %"
@@ -629,8 +635,8 @@ mod tests {
         let chart = level.chart.as_ref().expect("a chart");
         assert_eq!(chart.file, "traces-500.svg");
         // The fan-out hops (in a third of the traces) are in the table, not in the bar.
-        assert!(chart.svg.contains("payment process ReservationBound"));
-        assert!(!chart.svg.contains("inventory receive PaymentSucceeded"));
+        assert!(chart.svg.contains("payment process ReservationBound.v1"));
+        assert!(!chart.svg.contains("inventory receive PaymentSucceeded.v1"));
 
         // A level without counted traces has no table; no level at all: one line.
         let none = section(&manifest, &[250], &loaded)

@@ -70,7 +70,7 @@ pub struct Hop {
 }
 
 impl Hop {
-    /// `inventory process ReservationRequested`: how the report names it.
+    /// `inventory process ReservationRequested.v1`: how the report names it.
     pub fn label(&self) -> String {
         format!("{} {}", self.service, self.name)
     }

@@ -141,19 +141,19 @@ fn the_sampled_checkout_traces_are_broken_down_by_hop_per_mode() {
 | gateway GET /api/products/{id} | 2.00 ms | 2.90 ms | 100 % |
 | gateway POST /api/carts/{id}/items | 4.00 ms | 5.80 ms | 100 % |
 | reservation POST /api/reservations | 8.00 ms | 11.6 ms | 100 % |
-| reservation GET /internal/carts/{id} | 4.00 ms | 5.80 ms | 100 % |
-| gateway GET /internal/carts/{id} | 4.00 ms | 5.80 ms | 100 % |
-| reservation POST /internal/holds | 4.00 ms | 5.80 ms | 100 % |
-| inventory POST /internal/holds | 20.0 ms | 29.0 ms | 100 % |
+| reservation GET /internal/gateway/carts/{id} | 4.00 ms | 5.80 ms | 100 % |
+| gateway GET /internal/gateway/carts/{cart_id} | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /internal/inventory/holds | 4.00 ms | 5.80 ms | 100 % |
+| inventory POST /internal/inventory/holds | 20.0 ms | 29.0 ms | 100 % |
 | order POST /api/payments | 8.00 ms | 11.6 ms | 100 % |
-| order POST /internal/reservations/{id}/bind | 4.00 ms | 5.80 ms | 100 % |
-| reservation POST /internal/reservations/{id}/bind | 4.00 ms | 5.80 ms | 100 % |
-| order POST /internal/payments | 4.00 ms | 5.80 ms | 100 % |
-| payment POST /internal/payments | 64.0 ms | 92.8 ms | 100 % |
+| order POST /internal/reservations/{id}/begin-payment | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /internal/reservations/{id}/begin-payment | 4.00 ms | 5.80 ms | 100 % |
+| order POST /internal/payments/charges | 4.00 ms | 5.80 ms | 100 % |
+| payment POST /internal/payments/charges | 64.0 ms | 92.8 ms | 100 % |
 | order POST /internal/reservations/{id}/confirm | 4.00 ms | 5.80 ms | 100 % |
 | reservation POST /internal/reservations/{id}/confirm | 4.00 ms | 5.80 ms | 100 % |
-| reservation POST /internal/holds/{id}/commit | 4.00 ms | 5.80 ms | 100 % |
-| inventory POST /internal/holds/{id}/commit | 24.0 ms | 34.8 ms | 100 % |
+| reservation POST /internal/inventory/holds/{id}/commit | 4.00 ms | 5.80 ms | 100 % |
+| inventory POST /internal/inventory/holds/{reservation_id}/commit | 24.0 ms | 34.8 ms | 100 % |
 ";
     assert!(
         md.contains("## Where a checkout's time goes (traces)"),
@@ -164,9 +164,9 @@ fn the_sampled_checkout_traces_are_broken_down_by_hop_per_mode() {
         "the sync breakdown is not as expected:\n{md}"
     );
     for row in [
-        "| inventory receive ReservationRequested | 14.0 ms | 20.3 ms | 100 % |",
-        "| payment publish PaymentSucceeded | 2.00 ms | 2.90 ms | 100 % |",
-        "| inventory receive PaymentSucceeded | 12.0 ms | 12.0 ms | 33 % |",
+        "| inventory receive ReservationRequested.v1 | 14.0 ms | 20.3 ms | 100 % |",
+        "| payment publish PaymentSucceeded.v1 | 2.00 ms | 2.90 ms | 100 % |",
+        "| inventory receive PaymentSucceeded.v1 | 12.0 ms | 12.0 ms | 33 % |",
     ] {
         assert!(md.contains(row), "{row}:\n{md}");
     }
@@ -186,7 +186,7 @@ fn the_sampled_checkout_traces_are_broken_down_by_hop_per_mode() {
         html.contains("<h2>Where a checkout's time goes (traces)</h2>"),
         "{html}"
     );
-    assert!(html.contains("<tr><td>payment POST &#x2f;internal&#x2f;payments</td><td class=\"num\">64.0 ms</td><td class=\"num\">92.8 ms</td><td class=\"num\">100 %</td></tr>"), "{html}");
+    assert!(html.contains("<tr><td>payment POST &#x2f;internal&#x2f;payments&#x2f;charges</td><td class=\"num\">64.0 ms</td><td class=\"num\">92.8 ms</td><td class=\"num\">100 %</td></tr>"), "{html}");
 }
 
 #[test]
