@@ -133,7 +133,7 @@ fn the_sampled_checkout_traces_are_broken_down_by_hop_per_mode() {
 
     let md = read(&built.markdown);
     let sync = "\
-**Synchronous + Round Robin**: 3 checkout trace(s) from 2 counted run(s) (4 trace(s) started in their windows). End to end, first span to last: median 200 ms, p95 290 ms; the hops' medians add up to 170 ms.
+**Synchronous + Round Robin**: 3 checkout trace(s) from 2 counted run(s). End to end, first span to last: median 200 ms, p95 290 ms; the hops' medians add up to 170 ms.
 
 | Hop | Median | P95 | In traces |
 | --- | --- | --- | --- |
