@@ -354,14 +354,23 @@ struct UpArgs {
     /// The share of traces the services record, 0 to 1 (`TRACE_SAMPLE_RATIO`, spans in
     /// `<run-dir>/traces/<instance>.jsonl`; docs/tracing.md); 0: tracing off. A k6 you drive
     /// yourself takes the same `TRACE_SAMPLE_RATIO`.
-    #[arg(long, value_name = "RATIO", default_value_t = 0.0, value_parser = parse_ratio)]
+    #[arg(
+        long,
+        value_name = "RATIO",
+        env = "TRACE_SAMPLE_RATIO",
+        default_value_t = 0.0,
+        value_parser = parse_ratio
+    )]
     trace_sample: f64,
 }
 
-/// A share from 0 to 1, e.g. `0.1`.
+/// A share from 0 to 1, e.g. `0.1`; empty (`TRACE_SAMPLE_RATIO=` in the environment) is 0.
 fn parse_ratio(raw: &str) -> Result<f64, String> {
-    raw.trim()
-        .parse::<f64>()
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(0.0);
+    }
+    raw.parse::<f64>()
         .ok()
         .filter(|r| (0.0..=1.0).contains(r))
         .ok_or_else(|| format!("{raw:?} is not a share from 0 to 1 (e.g. 0.1)"))
@@ -485,8 +494,15 @@ struct ProtocolArgs {
     /// `traceparent`, sampled with this probability, and the services record the sampled
     /// ones; the report breaks the checkout traces down by hop. `compare` gives the
     /// services the same `TRACE_SAMPLE_RATIO` and keeps their spans in `raw/<mode>/traces/`;
-    /// for `study` it is k6's alone (compose's services send their spans to Jaeger).
-    #[arg(long, value_name = "RATIO", default_value_t = 0.0, value_parser = parse_ratio)]
+    /// for `study` it is k6's alone (compose's services send their spans to Jaeger, and
+    /// compose gives the study container their `TRACE_SAMPLE_RATIO`).
+    #[arg(
+        long,
+        value_name = "RATIO",
+        env = "TRACE_SAMPLE_RATIO",
+        default_value_t = 0.0,
+        value_parser = parse_ratio
+    )]
     trace_sample: f64,
 }
 
@@ -925,6 +941,28 @@ mod tests {
             Command::Up(args) => assert_eq!(args.into_options().trace_sample_ratio, 0.2),
             _ => panic!("not up"),
         }
+    }
+
+    #[test]
+    fn the_trace_sample_falls_back_on_the_services_variable() {
+        // Compose gives the study container the services' TRACE_SAMPLE_RATIO: k6 must sample
+        // with the same share, or no checkout is one trace.
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for name in ["compare", "study", "up"] {
+            let command = cli.find_subcommand(name).expect(name);
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == "trace_sample")
+                .unwrap_or_else(|| panic!("{name} has no --trace-sample"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some("TRACE_SAMPLE_RATIO"),
+                "{name}"
+            );
+        }
+        assert_eq!(parse_ratio(""), Ok(0.0));
+        assert_eq!(parse_ratio(" 0.01 "), Ok(0.01));
     }
 
     #[test]
