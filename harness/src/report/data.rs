@@ -1,7 +1,7 @@
 //! A report folder's raw data, read from disk: per run of the manifest, k6's summary and
 //! series, the load samples, the CPU and memory of the services, the invariants' verdict and
-//! the fault log; per suite, the services' spans. What is missing or unreadable is kept as a problem of the run, never an
-//! error of the report.
+//! the fault log; per suite, the services' spans. What is missing or unreadable is kept as a
+//! problem of the run, never an error of the report.
 
 use super::lineproto::{self, Point};
 use super::manifest::{Manifest, RunRecord};
