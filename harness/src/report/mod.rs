@@ -53,6 +53,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let runs = data::load(dir, &manifest);
     let spans = data::load_traces(dir, &manifest);
     let mut view = view::view(&manifest, &runs, &spans)?;
+    // The view keeps only figures: the spans (all of a fully traced run) go before rendering.
     drop(spans);
     let rendered = render::render(&mut view)?;
     let charts_dir = dir.join("charts");
