@@ -240,8 +240,9 @@ def vars_read_by(service):
     if any(call in code for call in ("Metrics::from_env", "common::web::serve(", "Base::new(")):
         names |= serde_env_fields(read("services/common/src/metrics/mod.rs"))
         sources.append("services/common/src/metrics/mod.rs")
-    # tracing's EnvFilter reads RUST_LOG.
-    if "from_default_env" in read("services/common/src/telemetry.rs"):
+    # tracing's EnvFilter reads RUST_LOG (wherever the common library builds it).
+    if any("from_default_env" in open(p, encoding="utf-8").read()
+           for p in rust_files("services/common/src")):
         names.add("RUST_LOG")
     # Direct reads anywhere in the service or the common library.
     for p in list(rust_files(src)) + list(rust_files("services/common/src")):

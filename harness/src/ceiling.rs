@@ -495,6 +495,8 @@ pub async fn run(opts: &CeilingOptions) -> anyhow::Result<(bool, PathBuf, Ceilin
                     arrival_rate: opts.arrival_rate,
                     poll_wait_secs: opts.poll_wait_secs,
                     login_every_iteration: false,
+                    // Nothing behind the null backend records a span.
+                    trace_sample_ratio: 0.0,
                 }
                 .env(),
                 duration: opts.duration,

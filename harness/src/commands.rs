@@ -14,8 +14,18 @@ pub async fn up(opts: SuiteOptions, skip_setup: bool) -> anyhow::Result<()> {
         crate::infra::setup().await?;
     }
     let run_dir = opts.run_dir.clone();
+    let traced = opts.trace_sample_ratio > 0.0;
     let suite = Suite::start(opts).await?;
     println!("{}", suite.base_url());
+    if traced {
+        tracing::info!(
+            "spans go to {}/<instance>.jsonl (run k6 with the same TRACE_SAMPLE_RATIO)",
+            suite
+                .run_dir()
+                .join(crate::rundata::traces::TRACES_DIR)
+                .display()
+        );
+    }
     tracing::info!(
         "stop it with `flashsale down --run-dir {}`",
         run_dir.display()

@@ -351,6 +351,29 @@ struct UpArgs {
     /// Do not check or start PostgreSQL, Redis and RabbitMQ first.
     #[arg(long)]
     skip_setup: bool,
+    /// The share of traces the services record, 0 to 1 (`TRACE_SAMPLE_RATIO`, spans in
+    /// `<run-dir>/traces/<instance>.jsonl`; docs/tracing.md); 0: tracing off. A k6 you drive
+    /// yourself takes the same `TRACE_SAMPLE_RATIO`.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        env = "TRACE_SAMPLE_RATIO",
+        default_value_t = 0.0,
+        value_parser = parse_ratio
+    )]
+    trace_sample: f64,
+}
+
+/// A share from 0 to 1, e.g. `0.1`; empty (`TRACE_SAMPLE_RATIO=` in the environment) is 0.
+fn parse_ratio(raw: &str) -> Result<f64, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(0.0);
+    }
+    raw.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("{raw:?} is not a share from 0 to 1 (e.g. 0.1)"))
 }
 
 /// A number, or nothing: an empty `STOCK=` in the environment (how compose passes a variable
@@ -398,6 +421,7 @@ impl UpArgs {
             amqp_url: self
                 .amqp_url
                 .unwrap_or_else(|| SuiteOptions::default().amqp_url),
+            trace_sample_ratio: self.trace_sample,
             ..SuiteOptions::default()
         }
     }
@@ -466,6 +490,20 @@ struct ProtocolArgs {
     /// Run this k6 script instead of the journey compiled into flashsale (k6/journey.js).
     #[arg(long)]
     script: Option<PathBuf>,
+    /// Trace this share of the journeys, 0 to 1 (docs/tracing.md): k6 sends each journey's
+    /// `traceparent`, sampled with this probability, and the services record the sampled
+    /// ones; the report breaks the checkout traces down by hop. `compare` gives the
+    /// services the same `TRACE_SAMPLE_RATIO` and keeps their spans in `raw/<mode>/traces/`;
+    /// for `study` it is k6's alone (compose's services send their spans to Jaeger, and
+    /// compose gives the study container their `TRACE_SAMPLE_RATIO`).
+    #[arg(
+        long,
+        value_name = "RATIO",
+        env = "TRACE_SAMPLE_RATIO",
+        default_value_t = 0.0,
+        value_parser = parse_ratio
+    )]
+    trace_sample: f64,
 }
 
 /// Options left unset take the study's value, or the `--quick` profile's with `--quick`.
@@ -673,6 +711,7 @@ impl ProtocolArgs {
             login_every_iteration: self.login_every_iteration,
             drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),
             script: self.script,
+            trace_sample_ratio: self.trace_sample,
             ..base
         }
     }
@@ -860,6 +899,70 @@ mod tests {
         assert_eq!(parse_optional_i32(""), Ok(OptionalI32(None)));
         assert_eq!(parse_optional_i32(" 42 "), Ok(OptionalI32(Some(42))));
         assert!(parse_optional_i32("many").is_err());
+    }
+
+    #[test]
+    fn the_trace_sample_is_a_share_from_0_to_1_for_compare_study_and_up() {
+        let compare = |extra: &[&str]| {
+            let mut args = vec!["flashsale", "compare", "--quick"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Compare(args) => args.into_options().trace_sample_ratio,
+                _ => panic!("not compare"),
+            })
+        };
+        assert_eq!(compare(&[]).expect("parses"), 0.0);
+        assert_eq!(compare(&["--trace-sample", "0.1"]).expect("parses"), 0.1);
+        assert_eq!(compare(&["--trace-sample", "1"]).expect("parses"), 1.0);
+        for bad in ["1.5", "-0.1", "some", "NaN"] {
+            assert!(compare(&["--trace-sample", bad]).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from([
+            "flashsale",
+            "study",
+            "--mode",
+            "async",
+            "--dir",
+            "x",
+            "--trace-sample",
+            "0.5",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Study(args) => {
+                assert_eq!(args.into_options().protocol.trace_sample_ratio, 0.5)
+            }
+            _ => panic!("not study"),
+        }
+        let cli =
+            Cli::try_parse_from(["flashsale", "up", "--mode", "sync", "--trace-sample", "0.2"])
+                .expect("parses");
+        match cli.command {
+            Command::Up(args) => assert_eq!(args.into_options().trace_sample_ratio, 0.2),
+            _ => panic!("not up"),
+        }
+    }
+
+    #[test]
+    fn the_trace_sample_falls_back_on_the_services_variable() {
+        // Compose gives the study container the services' TRACE_SAMPLE_RATIO: k6 must sample
+        // with the same share, or no checkout is one trace.
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for name in ["compare", "study", "up"] {
+            let command = cli.find_subcommand(name).expect(name);
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == "trace_sample")
+                .unwrap_or_else(|| panic!("{name} has no --trace-sample"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some("TRACE_SAMPLE_RATIO"),
+                "{name}"
+            );
+        }
+        assert_eq!(parse_ratio(""), Ok(0.0));
+        assert_eq!(parse_ratio(" 0.01 "), Ok(0.01));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct SuiteOptions {
     pub amqp_url: String,
     /// How long start-up may take before the suite gives up and stops what it started.
     pub ready_timeout_secs: u64,
+    /// The share of traces the services record (`TRACE_SAMPLE_RATIO`, docs/tracing.md), 0 to
+    /// 1; 0: tracing off.
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for SuiteOptions {
@@ -77,6 +80,7 @@ impl Default for SuiteOptions {
             redis_url: "redis://127.0.0.1:6379".into(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             ready_timeout_secs: 60,
+            trace_sample_ratio: 0.0,
         }
     }
 }

@@ -8,11 +8,13 @@
 //!
 //! Layout of the run folder: `state.json`, `logs/<instance>.log`, `pids/<instance>.pid`,
 //! `ports/<instance>` (written by each service), `nginx/` (nginx's prefix: its config, pid,
-//! error log and temp folders).
+//! error log and temp folders), `metrics/<instance>.lp` and `traces/<instance>.jsonl` (each
+//! replica's metrics and, when traced, its spans).
 
 use crate::nginx::{NginxConfig, Upstream, SERVICES};
 use crate::options::{self, SuiteOptions};
 use crate::process::{self, Spawn};
+use crate::rundata::traces::{TRACES_DIR, TRACE_FILE_EXTENSION};
 use crate::state::{NginxRecord, ProcessRecord, SeededProduct, SuiteState};
 use anyhow::{bail, Context};
 use common::Mode;
@@ -112,7 +114,7 @@ impl Suite {
             }
         }
 
-        for sub in ["logs", "pids", "ports", "nginx"] {
+        for sub in ["logs", "pids", "ports", "nginx", TRACES_DIR] {
             std::fs::create_dir_all(run_dir.join(sub))?;
         }
         for entry in std::fs::read_dir(run_dir.join("ports"))?.flatten() {
@@ -252,6 +254,16 @@ impl Suite {
         // Each replica's metrics (docs/metrics.md), appended across restarts.
         let metrics = s.run_dir.join("metrics").join(format!("{instance}.lp"));
         env.push(("METRICS_FILE".into(), metrics.to_string_lossy().into()));
+        // Its spans (docs/tracing.md), appended across restarts: a replica writes the file
+        // only when it traces (a ratio above 0).
+        env.push((
+            "TRACE_SAMPLE_RATIO".into(),
+            o.trace_sample_ratio.to_string(),
+        ));
+        env.push((
+            "TRACE_FILE".into(),
+            trace_file(&s.run_dir, &instance).to_string_lossy().into(),
+        ));
         env.extend(o.extra_env.iter().cloned());
         env
     }
@@ -796,8 +808,20 @@ impl Drop for Suite {
     }
 }
 
+/// Where replica `instance` of a suite in `run_dir` appends its spans (`TRACE_FILE`).
+pub fn trace_file(run_dir: &Path, instance: &str) -> PathBuf {
+    run_dir
+        .join(TRACES_DIR)
+        .join(format!("{instance}.{TRACE_FILE_EXTENSION}"))
+}
+
 fn validate(opts: &SuiteOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.replicas >= 1, "replicas must be at least 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&opts.trace_sample_ratio),
+        "the trace sample ratio must be between 0 and 1, got {}",
+        opts.trace_sample_ratio
+    );
     anyhow::ensure!(opts.stock >= 0, "stock must not be negative");
     anyhow::ensure!(
         opts.per_user_limit >= 0,
@@ -879,4 +903,106 @@ fn random_hex(bytes: usize) -> String {
 /// A probe's answer that was not the one expected: its status and the start of its body.
 fn unexpected(status: reqwest::StatusCode, body: &str) -> String {
     format!("{status} {}", body.chars().take(300).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A suite handle over a state that runs nothing (owned: false, so dropping it kills
+    /// nothing).
+    fn suite(options: SuiteOptions) -> Suite {
+        let run_dir = PathBuf::from("/tmp/flashsale-suite-env");
+        Suite {
+            state: SuiteState {
+                mode: options.mode,
+                port: options.port,
+                base_url: "http://127.0.0.1:8080".into(),
+                internal_url: "http://127.0.0.1:8081".into(),
+                run_dir: run_dir.clone(),
+                db_prefix: options.db_prefix.clone(),
+                redis_prefix: options.redis_prefix.clone(),
+                database_url: options.database_url.clone(),
+                redis_url: options.redis_url.clone(),
+                amqp_url: options.amqp_url.clone(),
+                token_secret: "t".repeat(64),
+                internal_key: "k".repeat(64),
+                started_at: chrono::Utc::now(),
+                processes: Vec::new(),
+                nginx: None,
+                users: options.users,
+                password: options.password.clone(),
+                products: Vec::new(),
+                options: SuiteOptions { run_dir, ..options },
+            },
+            children: HashMap::new(),
+            owned: false,
+            http: http_client().expect("client"),
+        }
+    }
+
+    fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn every_replica_gets_its_own_trace_file_and_the_suites_ratio() {
+        let s = suite(SuiteOptions {
+            trace_sample_ratio: 0.25,
+            ..SuiteOptions::default()
+        });
+
+        let env = s.replica_env("order", 1, None);
+
+        assert_eq!(value(&env, "TRACE_SAMPLE_RATIO"), Some("0.25"));
+        assert_eq!(
+            value(&env, "TRACE_FILE"),
+            Some("/tmp/flashsale-suite-env/traces/order-1.jsonl")
+        );
+        assert_eq!(
+            value(&env, "METRICS_FILE"),
+            Some("/tmp/flashsale-suite-env/metrics/order-1.lp")
+        );
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_extra_env_still_wins() {
+        let off = suite(SuiteOptions::default());
+        assert_eq!(
+            value(&off.replica_env("gateway", 0, None), "TRACE_SAMPLE_RATIO"),
+            Some("0")
+        );
+        let overridden = suite(SuiteOptions {
+            extra_env: vec![("TRACE_SAMPLE_RATIO".into(), "1".into())],
+            ..SuiteOptions::default()
+        });
+        let env = overridden.replica_env("gateway", 0, None);
+        assert_eq!(value(&env, "TRACE_SAMPLE_RATIO"), Some("1"));
+        assert_eq!(
+            env.iter()
+                .filter(|(k, _)| k == "TRACE_SAMPLE_RATIO")
+                .count(),
+            2,
+            "the suite's value first, the extra one after it"
+        );
+    }
+
+    #[test]
+    fn a_ratio_outside_0_to_1_is_refused() {
+        for ratio in [-0.1, 1.5, f64::NAN] {
+            let opts = SuiteOptions {
+                trace_sample_ratio: ratio,
+                ..SuiteOptions::default()
+            };
+            assert!(validate(&opts).is_err(), "{ratio}");
+        }
+        assert!(validate(&SuiteOptions {
+            trace_sample_ratio: 1.0,
+            ..SuiteOptions::default()
+        })
+        .is_ok());
+    }
 }

@@ -65,6 +65,9 @@ export const config = {
   // exit with status 99.
   maxFailureRate: num('THRESHOLD_FAILURE_RATE', undefined),
   maxCheckoutP95Ms: num('THRESHOLD_CHECKOUT_P95_MS', undefined),
+  // Share of journeys traced, 0 to 1 (docs/tracing.md): each iteration starts a trace and
+  // sends its `traceparent` on every request, sampled with this probability; 0: no header.
+  traceSampleRatio: num('TRACE_SAMPLE_RATIO', 0),
 };
 
 if (!SCENARIOS.includes(config.scenario)) {
@@ -73,3 +76,6 @@ if (!SCENARIOS.includes(config.scenario)) {
 if (config.vus < 1) throw new Error('VUS must be at least 1');
 if (config.users < 1) throw new Error('USERS must be at least 1');
 if (config.pollWaitS < 0) throw new Error('POLL_WAIT_S must be 0 or more');
+if (config.traceSampleRatio > 1) {
+  throw new Error(`TRACE_SAMPLE_RATIO must be between 0 and 1, got ${config.traceSampleRatio}`);
+}

@@ -21,11 +21,40 @@ export class LoginFailed extends Error {
   }
 }
 
+// `n` random hex digits, not all zero (W3C trace context forbids an all-zero id).
+function randomHex(n) {
+  for (;;) {
+    let out = '';
+    while (out.length < n) {
+      out += Math.floor(Math.random() * 0x100000000)
+        .toString(16)
+        .padStart(8, '0');
+    }
+    out = out.slice(0, n);
+    if (/[^0]/.test(out)) return out;
+  }
+}
+
+// The journey's trace (docs/tracing.md): `{ id, flags }` while an iteration is traced, null
+// otherwise (ratio 0, and setup()'s logins).
+let trace = null;
+
+// Start the iteration's trace: a random trace id, sampled with probability `ratio` (the flags
+// every request of the iteration carries, so the services record all of it or none). Ratio 0:
+// no trace, no header.
+export function startTrace(ratio) {
+  trace = ratio > 0 ? { id: randomHex(32), flags: Math.random() < ratio ? '01' : '00' } : null;
+}
+
 // Every request is tagged `held:no` but a status poll that asked to be held until the status
 // changes (`held:yes`): its time is the wait for the outcome, which `checkout_duration`
 // measures, so the per-request latency leaves it out (`http_req_duration{phase:journey,held:no}`).
+// In a traced iteration each request carries a `traceparent` with the trace's id and a fresh
+// parent span id: k6's own client span, which nothing exports.
 function params(token, name, extra) {
-  const headers = token ? { ...JSON_HEADERS, Authorization: `Bearer ${token}` } : JSON_HEADERS;
+  const headers = { ...JSON_HEADERS };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (trace !== null) headers.traceparent = `00-${trace.id}-${randomHex(16)}-${trace.flags}`;
   return { headers, tags: { name, held: 'no' }, responseCallback: EXPECTED, ...(extra || {}) };
 }
 
@@ -148,13 +177,14 @@ export function statusUrl(baseUrl, res, fallback) {
 // state, { error } otherwise.
 export function pollUntilFinal(url, token, name, timeoutMs, waitS) {
   const deadline = Date.now() + timeoutMs;
-  const p = params(token, name);
-  const poll =
-    waitS > 0
-      ? { ...p, headers: { ...p.headers, Prefer: `wait=${waitS}` }, tags: { name, held: 'yes' } }
-      : p;
   let pause = 0.01;
   for (;;) {
+    // Each poll is a request of its own: its own params (and parent span id).
+    const p = params(token, name);
+    const poll =
+      waitS > 0
+        ? { ...p, headers: { ...p.headers, Prefer: `wait=${waitS}` }, tags: { name, held: 'yes' } }
+        : p;
     const res = guard(http.get(url, poll));
     const body = json(res);
     if (res.status !== 200 || !body) return { error: `poll ${res.status}`, status: res.status };

@@ -108,6 +108,9 @@ pub struct CompareOptions {
     pub rabbitmq_node: Option<String>,
     /// The suites' RabbitMQ; default: the machine's.
     pub amqp_url: Option<String>,
+    /// The share of journeys traced (k6's `TRACE_SAMPLE_RATIO`, and the services' in a suite
+    /// `compare` starts); 0: tracing off.
+    pub trace_sample_ratio: f64,
 }
 
 /// The wait a journey's status polls ask for by default: long enough that a checkout's
@@ -149,6 +152,7 @@ impl CompareOptions {
             k6_web_dashboard: false,
             rabbitmq_node: None,
             amqp_url: None,
+            trace_sample_ratio: 0.0,
         }
     }
 
@@ -203,6 +207,10 @@ impl CompareOptions {
             "--duration and --warmup-duration must be at least 1 s"
         );
         anyhow::ensure!(self.flash_stock > 0, "--flash-stock must be above 0");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.trace_sample_ratio),
+            "--trace-sample must be between 0 and 1"
+        );
         anyhow::ensure!(
             !self.faults || self.replicas >= 2,
             "--faults kills one replica of each service: with --replicas {} that is an outage of \
@@ -387,6 +395,7 @@ fn new_manifest(
             poll_wait_secs: opts.poll_wait_secs,
             login_every_iteration: opts.login_every_iteration,
             quick: opts.quick,
+            trace_sample_ratio: opts.trace_sample_ratio,
             service_env: opts.service_env.iter().cloned().collect(),
         },
         environment: environment.clone(),
@@ -509,14 +518,23 @@ impl ModeRun<'_> {
             .with_context(|| format!("creating {}", metrics_dir.display()))?;
         let metrics_dir = std::fs::canonicalize(&metrics_dir)?;
         let kept_metrics = format!("raw/{mode}/metrics");
+        // Nor its spans: the replicas append to `<run_dir>/traces/<instance>.jsonl`.
+        let traces_dir = suite_dir.join(rundata::traces::TRACES_DIR);
+        let _ = std::fs::remove_dir_all(&traces_dir);
+        std::fs::create_dir_all(&traces_dir)
+            .with_context(|| format!("creating {}", traces_dir.display()))?;
+        let traces_dir = std::fs::canonicalize(&traces_dir)?;
+        let kept_traces = format!("raw/{mode}/{}", rundata::traces::TRACES_DIR);
         manifest.suites.push(SuiteRecord {
             mode: mode.into(),
             run_id: self.run_id.clone(),
             metrics_dir: kept_metrics.clone(),
+            traces_dir: Some(kept_traces.clone()),
             error: None,
         });
 
-        // The suite points each replica's METRICS_FILE at `<run_dir>/metrics/<instance>.lp`.
+        // The suite points each replica's METRICS_FILE at `<run_dir>/metrics/<instance>.lp`
+        // and its TRACE_FILE at `<run_dir>/traces/<instance>.jsonl`.
         let mut extra_env = vec![("RUN_ID".to_string(), self.run_id.clone())];
         extra_env.extend(o.service_env.iter().cloned());
         let settings = &manifest.settings;
@@ -537,6 +555,7 @@ impl ModeRun<'_> {
                 .amqp_url
                 .clone()
                 .unwrap_or_else(|| SuiteOptions::default().amqp_url),
+            trace_sample_ratio: o.trace_sample_ratio,
             ..SuiteOptions::default()
         };
         tracing::info!(
@@ -553,8 +572,15 @@ impl ModeRun<'_> {
         let state = suite.state().clone();
         let result = self.run_steps(Some(&mut suite), &state, manifest).await;
         tracing::info!("{} stopping the suite", self.tag());
+        // After the stop: a replica flushes its queued spans when it shuts down.
         let stopped = suite.stop().await;
-        copy_metrics(&metrics_dir, &self.dir.join(&kept_metrics))?;
+        copy_kept(&metrics_dir, &self.dir.join(&kept_metrics), "lp", true)?;
+        copy_kept(
+            &traces_dir,
+            &self.dir.join(&kept_traces),
+            rundata::traces::TRACE_FILE_EXTENSION,
+            false,
+        )?;
         let ok = result?;
         stopped.context("stopping the suite")?;
         Ok(ok)
@@ -629,6 +655,7 @@ impl ModeRun<'_> {
                 arrival_rate: o.arrival_rate,
                 poll_wait_secs: o.poll_wait_secs,
                 login_every_iteration: o.login_every_iteration,
+                trace_sample_ratio: o.trace_sample_ratio,
             }
             .env();
             if o.k6_web_dashboard {
@@ -782,19 +809,78 @@ fn headline(out_dir: &Path, elapsed: Duration) -> String {
     }
 }
 
-fn copy_metrics(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+/// Copy the `*.<extension>` files of `from` into `to` (created first when `always`, else
+/// only when there is a file to copy: a suite that traced nothing leaves no empty folder).
+fn copy_kept(from: &Path, to: &Path, extension: &str, always: bool) -> anyhow::Result<()> {
+    if always {
+        std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    }
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "lp") {
+        if path.extension().is_some_and(|e| e == extension) {
             if let Some(name) = path.file_name() {
+                std::fs::create_dir_all(to)
+                    .with_context(|| format!("creating {}", to.display()))?;
                 std::fs::copy(&path, to.join(name))
                     .with_context(|| format!("copying {}", path.display()))?;
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_files_are_copied_by_extension_and_an_untraced_suite_leaves_no_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let from = dir.path().join("run/traces");
+        std::fs::create_dir_all(&from).expect("mkdir");
+        let (metrics, traces) = (
+            dir.path().join("raw/metrics"),
+            dir.path().join("raw/traces"),
+        );
+
+        copy_kept(&from, &traces, "jsonl", false).expect("copies nothing");
+        copy_kept(&from, &metrics, "lp", true).expect("copies nothing");
+        assert!(!traces.exists(), "no spans, no folder");
+        assert!(metrics.is_dir(), "the metrics folder is always there");
+
+        std::fs::write(from.join("order-0.jsonl"), "{}\n").expect("write");
+        std::fs::write(from.join("order-0.log"), "no").expect("write");
+        copy_kept(&from, &traces, "jsonl", false).expect("copies");
+        let mut kept: Vec<String> = std::fs::read_dir(&traces)
+            .expect("the folder")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["order-0.jsonl"]);
+    }
+
+    #[test]
+    fn the_manifest_records_the_trace_sample() {
+        let opts = CompareOptions {
+            trace_sample_ratio: 0.2,
+            ..CompareOptions::quick()
+        };
+        let m = new_manifest(
+            &opts,
+            Scenario::Sustained,
+            Utc::now(),
+            &crate::report::manifest::Environment::default(),
+        );
+        assert_eq!(m.settings.trace_sample_ratio, 0.2);
+        assert!(CompareOptions {
+            trace_sample_ratio: 1.5,
+            ..CompareOptions::quick()
+        }
+        .validate()
+        .is_err());
+    }
 }

@@ -75,6 +75,8 @@ pub async fn run(opts: StudyOptions) -> anyhow::Result<bool> {
         mode: mode.as_str().into(),
         run_id: target.run_id.clone(),
         metrics_dir: metrics_rel.clone(),
+        // Compose's services send their spans to Jaeger: the folder keeps none.
+        traces_dir: None,
         error: None,
     });
 
@@ -332,6 +334,7 @@ mod tests {
                 poll_wait_secs: 5,
                 login_every_iteration: false,
                 quick: false,
+                trace_sample_ratio: 0.0,
                 service_env: Default::default(),
             },
             environment: Environment::default(),
@@ -339,6 +342,7 @@ mod tests {
                 mode: "async".into(),
                 run_id: "compose-1".into(),
                 metrics_dir: "raw/async/metrics".into(),
+                traces_dir: None,
                 error: None,
             }],
             runs: vec![

@@ -65,6 +65,8 @@ pub struct Journey<'a> {
     pub arrival_rate: u32,
     pub poll_wait_secs: u64,
     pub login_every_iteration: bool,
+    /// The share of journeys traced (docs/tracing.md); 0: no `traceparent` sent.
+    pub trace_sample_ratio: f64,
 }
 
 impl Journey<'_> {
@@ -85,6 +87,7 @@ impl Journey<'_> {
                 "LOGIN_EVERY_ITERATION",
                 self.login_every_iteration.to_string(),
             ),
+            ("TRACE_SAMPLE_RATIO", self.trace_sample_ratio.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -266,6 +269,7 @@ mod tests {
             arrival_rate: 100,
             poll_wait_secs: 5,
             login_every_iteration: false,
+            trace_sample_ratio: 0.1,
         };
 
         let env = journey.env();
@@ -279,6 +283,7 @@ mod tests {
         }
         assert!(env.contains(&("ARRIVAL_RATE".to_string(), "100".to_string())));
         assert!(env.contains(&("DURATION".to_string(), "30s".to_string())));
+        assert!(env.contains(&("TRACE_SAMPLE_RATIO".to_string(), "0.1".to_string())));
     }
 
     #[test]

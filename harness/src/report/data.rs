@@ -1,7 +1,7 @@
 //! A report folder's raw data, read from disk: per run of the manifest, k6's summary and
 //! series, the load samples, the CPU and memory of the services, the invariants' verdict and
-//! the fault log. What is missing or unreadable is kept as a problem of the run, never an
-//! error of the report.
+//! the fault log; per suite, the services' spans. What is missing or unreadable is kept as a
+//! problem of the run, never an error of the report.
 
 use super::lineproto::{self, Point};
 use super::manifest::{Manifest, RunRecord};
@@ -9,6 +9,7 @@ use super::resources::{self, Usage};
 use crate::rundata::faults::{FaultLog, FAULTS_FILE};
 use crate::rundata::k6::{self, Second, Summary};
 use crate::rundata::load::{read_load, Load, LOAD_FILE};
+use crate::rundata::traces::{self, Spans};
 use crate::rundata::{HARNESS_METRICS_FILE, VERIFY_FILE};
 use anyhow::Context;
 use serde::Serialize;
@@ -167,6 +168,21 @@ pub fn load_parts(dir: &Path, manifest: &Manifest, parts: Parts) -> Vec<RunData>
         .map(|record| {
             let points = service_points.get(&record.mode);
             read_run(dir, manifest, record, points, parts)
+        })
+        .collect()
+}
+
+/// Each suite's spans (its `traces_dir`, docs/tracing.md), by mode, or why they could not be
+/// read; a suite without a traces folder (a compose study, a report from before tracing)
+/// has none and is left out.
+pub fn load_traces(dir: &Path, manifest: &Manifest) -> Vec<(String, Result<Spans, String>)> {
+    manifest
+        .suites
+        .iter()
+        .filter_map(|suite| {
+            let traces = suite.traces_dir.as_ref()?;
+            let spans = traces::read_dir(&dir.join(traces)).map_err(|e| format!("{e:#}"));
+            Some((suite.mode.clone(), spans))
         })
         .collect()
 }

@@ -8,6 +8,7 @@
 //! runs.json                        this manifest
 //! report.md, report.html           generated from the rest
 //! raw/<mode>/metrics/*.lp          the services' metrics (docs/metrics.md), whole suite life
+//! raw/<mode>/traces/*.jsonl        the services' spans (docs/tracing.md), when traced
 //! raw/<mode>/<label>/summary.json  k6 --summary-export      (label: warmup-1, run-500-2, ...)
 //! raw/<mode>/<label>/k6.csv.gz     k6's per-request time series (or k6.csv)
 //! raw/<mode>/<label>/load.json     k6's own CPU and the machine's busy share, per second
@@ -68,6 +69,10 @@ pub struct Settings {
     pub poll_wait_secs: u64,
     pub login_every_iteration: bool,
     pub quick: bool,
+    /// The share of journeys traced (`--trace-sample`, docs/tracing.md); 0, and in runs made
+    /// before tracing existed, none.
+    #[serde(default)]
+    pub trace_sample_ratio: f64,
     /// Extra environment given to every service (`--env`).
     pub service_env: BTreeMap<String, String>,
 }
@@ -89,6 +94,11 @@ pub struct SuiteRecord {
     pub run_id: String,
     /// Its metrics folder, relative to the report folder.
     pub metrics_dir: String,
+    /// Its span files' folder (`TRACE_FILE`, docs/tracing.md), relative to the report
+    /// folder; none for a suite whose spans went elsewhere (compose's, to Jaeger) and in runs
+    /// made before tracing existed.
+    #[serde(default)]
+    pub traces_dir: Option<String>,
     /// Why the suite or one of its runs could not run, when that happened.
     pub error: Option<String>,
 }

@@ -3,7 +3,8 @@
 //! it), so `flashsale report DIR` rebuilds exactly what `flashsale compare` wrote.
 //!
 //! Three steps, a module each: [`data`] reads the runs from disk, [`view`] computes the
-//! tables, charts and notes from them, [`render`] lays the view out in the templates.
+//! tables, charts and notes from them (the hop breakdown of the services' spans in
+//! [`traces`]), [`render`] lays the view out in the templates.
 //! Beside them, [`index`] lists every report folder of the reports dir with its headline,
 //! and [`diff`] compares two report folders.
 //!
@@ -26,6 +27,7 @@ pub mod render;
 pub mod resources;
 pub mod stats;
 pub mod table;
+pub mod traces;
 pub mod view;
 
 use anyhow::Context;
@@ -49,16 +51,26 @@ pub struct Built {
 pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let manifest = Manifest::load(dir)?;
     let runs = data::load(dir, &manifest);
-    let mut view = view::view(&manifest, &runs)?;
+    let spans = data::load_traces(dir, &manifest);
+    let mut view = view::view(&manifest, &runs, &spans)?;
+    // The view keeps only figures: the spans (all of a fully traced run) go before rendering.
+    drop(spans);
     let rendered = render::render(&mut view)?;
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir)
         .with_context(|| format!("creating {}", charts_dir.display()))?;
-    for level in &view.levels {
-        for chart in &level.charts {
-            std::fs::write(charts_dir.join(&chart.file), &chart.svg)
-                .with_context(|| format!("writing chart {}", chart.file))?;
-        }
+    let trace_charts = view
+        .traces
+        .iter()
+        .flat_map(|t| t.levels.iter().filter_map(|l| l.chart.as_ref()));
+    for chart in view
+        .levels
+        .iter()
+        .flat_map(|l| l.charts.iter())
+        .chain(trace_charts)
+    {
+        std::fs::write(charts_dir.join(&chart.file), &chart.svg)
+            .with_context(|| format!("writing chart {}", chart.file))?;
     }
     let markdown = dir.join(MARKDOWN_FILE);
     let html = dir.join(HTML_FILE);

@@ -13,8 +13,10 @@ use super::manifest::{Manifest, RunKind};
 use super::resources;
 use super::stats::{self, Better, Winner};
 use super::table::{cell, Figure, Unit};
+use super::traces::TraceSection;
 use crate::rundata::k6::Second;
 use crate::rundata::load::COMPONENTS;
+use crate::rundata::traces::Spans;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -185,6 +187,9 @@ pub struct View {
     pub invariants_ok: bool,
     /// Fault runs (`compare --faults`), per mode and counted run.
     pub faults: Vec<FaultSection>,
+    /// Where a checkout's time goes, from the services' spans; `None` when nothing was
+    /// traced.
+    pub traces: Option<TraceSection>,
     /// The comparison tables, rendered first and placed into the Markdown report.
     pub tables: String,
 }
@@ -396,9 +401,16 @@ fn cpu_rows(by_mode: &[(&str, &str, Vec<&RunData>)]) -> Vec<Row> {
         .collect()
 }
 
-/// The whole report, every number formatted.
-pub fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
-    let levels = level_vus(manifest, runs)
+/// The whole report, every number formatted; `spans`: each mode's spans
+/// ([`super::data::load_traces`]).
+pub fn view(
+    manifest: &Manifest,
+    runs: &[RunData],
+    spans: &[(String, Result<Spans, String>)],
+) -> anyhow::Result<View> {
+    let vus = level_vus(manifest, runs);
+    let traces = super::traces::section(manifest, &vus, spans)?;
+    let levels = vus
         .into_iter()
         .map(|vus| level(manifest, runs, vus))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -421,6 +433,7 @@ pub fn view(manifest: &Manifest, runs: &[RunData]) -> anyhow::Result<View> {
         environment: environment(manifest),
         invariants_ok,
         faults: fault_sections(runs),
+        traces,
         tables: String::new(),
     })
 }
@@ -807,6 +820,15 @@ pub fn settings(manifest: &Manifest) -> Vec<(String, String)> {
             },
         ),
     ];
+    if s.trace_sample_ratio > 0.0 {
+        settings.push((
+            "Tracing".to_string(),
+            format!(
+                "each journey traced with probability {} (`--trace-sample`, docs/tracing.md)",
+                s.trace_sample_ratio
+            ),
+        ));
+    }
     if !s.service_env.is_empty() {
         settings.push((
             "Service environment".to_string(),

@@ -6,6 +6,7 @@
 pub mod faults;
 pub mod k6;
 pub mod load;
+pub mod traces;
 
 /// The outcome of `flashsale verify --json` after the run.
 pub const VERIFY_FILE: &str = "verify.json";

@@ -124,6 +124,95 @@ fn an_open_model_run_that_could_not_start_every_journey_is_named() {
 }
 
 #[test]
+fn the_sampled_checkout_traces_are_broken_down_by_hop_per_mode() {
+    // The fixture's span files (raw/<mode>/traces): three checkout traces per mode in the
+    // counted runs, the second and third at twice and three times the first one's times.
+    let dir = fixture_copy();
+
+    let built = harness::report::build(dir.path()).expect("build the report");
+
+    let md = read(&built.markdown);
+    let sync = "\
+**Synchronous + Round Robin**: 3 checkout trace(s) from 2 counted run(s). End to end, first span to last: median 200 ms, p95 290 ms; the hops' medians add up to 170 ms.
+
+| Hop | Median | P95 | In traces |
+| --- | --- | --- | --- |
+| gateway POST /api/carts | 4.00 ms | 5.80 ms | 100 % |
+| gateway GET /api/products/{id} | 2.00 ms | 2.90 ms | 100 % |
+| gateway POST /api/carts/{id}/items | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /api/reservations | 8.00 ms | 11.6 ms | 100 % |
+| reservation GET /internal/gateway/carts/{id} | 4.00 ms | 5.80 ms | 100 % |
+| gateway GET /internal/gateway/carts/{cart_id} | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /internal/inventory/holds | 4.00 ms | 5.80 ms | 100 % |
+| inventory POST /internal/inventory/holds | 20.0 ms | 29.0 ms | 100 % |
+| order POST /api/payments | 8.00 ms | 11.6 ms | 100 % |
+| order POST /internal/reservations/{id}/begin-payment | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /internal/reservations/{id}/begin-payment | 4.00 ms | 5.80 ms | 100 % |
+| order POST /internal/payments/charges | 4.00 ms | 5.80 ms | 100 % |
+| payment POST /internal/payments/charges | 64.0 ms | 92.8 ms | 100 % |
+| order POST /internal/reservations/{id}/confirm | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /internal/reservations/{id}/confirm | 4.00 ms | 5.80 ms | 100 % |
+| reservation POST /internal/inventory/holds/{id}/commit | 4.00 ms | 5.80 ms | 100 % |
+| inventory POST /internal/inventory/holds/{reservation_id}/commit | 24.0 ms | 34.8 ms | 100 % |
+";
+    assert!(
+        md.contains("## Where a checkout's time goes (traces)"),
+        "{md}"
+    );
+    assert!(
+        md.contains(sync),
+        "the sync breakdown is not as expected:\n{md}"
+    );
+    for row in [
+        "| inventory receive ReservationRequested.v1 | 14.0 ms | 20.3 ms | 100 % |",
+        "| payment publish PaymentSucceeded.v1 | 2.00 ms | 2.90 ms | 100 % |",
+        "| inventory receive PaymentSucceeded.v1 | 12.0 ms | 12.0 ms | 33 % |",
+    ] {
+        assert!(md.contains(row), "{row}:\n{md}");
+    }
+    assert!(
+        md.contains("median 302 ms, p95 438 ms"),
+        "the async end to end:\n{md}"
+    );
+    assert!(md.contains(
+        "![Where a checkout's time goes at 500 VUs (median per hop)](charts/traces-500.svg)"
+    ));
+    assert!(md.contains("async: 1 line(s) of its span files could not be read and were skipped"));
+    assert!(md.contains("| Tracing | each journey traced with probability 0.1"));
+    let chart = read(&dir.path().join("charts/traces-500.svg"));
+    assert!(chart.contains("order POST /api/payments") && chart.contains("Async"));
+    let html = read(&built.html);
+    assert!(
+        html.contains("<h2>Where a checkout's time goes (traces)</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<tr><td>payment POST &#x2f;internal&#x2f;payments&#x2f;charges</td><td class=\"num\">64.0 ms</td><td class=\"num\">92.8 ms</td><td class=\"num\">100 %</td></tr>"), "{html}");
+}
+
+#[test]
+fn a_report_without_span_files_says_nothing_about_traces() {
+    // As a report made before tracing existed: no traces folder, no sample ratio.
+    let dir = fixture_copy();
+    let manifest_path = dir.path().join("runs.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&read(&manifest_path)).expect("manifest");
+    manifest["settings"]
+        .as_object_mut()
+        .expect("settings")
+        .remove("trace_sample_ratio");
+    for suite in manifest["suites"].as_array_mut().expect("suites") {
+        suite.as_object_mut().expect("suite").remove("traces_dir");
+    }
+    std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
+
+    let built = harness::report::build(dir.path()).expect("build the report");
+
+    let md = read(&built.markdown);
+    assert!(!md.contains("traces"), "{md}");
+    assert!(!dir.path().join("charts/traces-500.svg").exists());
+}
+
+#[test]
 fn a_closed_loop_says_so_and_names_no_dropped_journeys() {
     let dir = fixture_copy();
 
@@ -192,7 +281,11 @@ fn flashsale_report_rebuilds_the_same_self_contained_files_from_the_raw_data() {
         "{index}"
     );
     // Self-contained: the charts are inline and nothing is loaded from anywhere.
-    assert_eq!(html.matches("<svg").count(), 4, "four charts inline");
+    assert_eq!(
+        html.matches("<svg").count(),
+        5,
+        "four charts and the traces' bar inline"
+    );
     for fetch in [" src=", " href=", "<link", "<script", "@import", "url("] {
         assert!(
             !html.contains(fetch),

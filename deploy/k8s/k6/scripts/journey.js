@@ -6,6 +6,9 @@
 // status URLs until a final state, so `checkout_duration` is the time a shopper waits from
 // the first request to the final answer, polling included.
 //
+// With TRACE_SAMPLE_RATIO above 0 every iteration is one trace (docs/tracing.md): all its
+// requests carry a `traceparent` with the same trace id and sampled flag.
+//
 // Business rejections (409 sold out / limit reached / expired, 402 declined) are expected
 // statuses; `http_req_failed` counts only the rest. Every journey ends in exactly one of the
 // `checkout_*` counters.
@@ -190,6 +193,7 @@ function failure(e) {
 
 export default function (data) {
   const product = data.products[(__VU - 1 + __ITER) % data.products.length];
+  shop.startTrace(config.traceSampleRatio);
   const started = Date.now();
 
   let result;
