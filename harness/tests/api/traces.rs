@@ -105,17 +105,14 @@ fn traced_api(t: &TestSuite, trace_id: &str, client_span: &str) -> Api {
     }
 }
 
-async fn traced_suite(mode: Mode, ratio: &str) -> TestSuite {
+/// A suite tracing `ratio` of its traces, each replica to `<run_dir>/traces/<instance>.jsonl`.
+async fn traced_suite(mode: Mode, ratio: f64) -> TestSuite {
     spawn_suite_with(|o| {
         o.mode = mode;
-        o.extra_env.extend([
-            ("TRACE_SAMPLE_RATIO".to_string(), ratio.to_string()),
-            // Export every 100 ms instead of every 5 s: the test reads the files live.
-            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()),
-        ]);
-        let file = o.run_dir.join("traces").join("all.jsonl");
+        o.trace_sample_ratio = ratio;
+        // Export every 100 ms instead of every 5 s: the test reads the files live.
         o.extra_env
-            .push(("TRACE_FILE".into(), file.to_string_lossy().into()));
+            .push(("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()));
     })
     .await
 }
@@ -163,7 +160,7 @@ fn expected_hops(mode: Mode) -> Vec<(&'static str, &'static str)> {
 }
 
 async fn one_checkout_is_one_connected_trace(mode: Mode) {
-    let t = traced_suite(mode, "1").await;
+    let t = traced_suite(mode, 1.0).await;
     let trace_id = hex(16);
     let client_span = hex(8);
     let api = traced_api(&t, &trace_id, &client_span);
@@ -262,7 +259,7 @@ crate::helpers::in_both_modes!(one_checkout_is_one_connected_trace);
 /// event carries a trace.
 #[tokio::test]
 async fn with_tracing_off_nothing_is_recorded() {
-    let t = traced_suite(Mode::Async, "0").await;
+    let t = traced_suite(Mode::Async, 0.0).await;
     let api = traced_api(&t, &hex(16), &hex(8));
     let shopper = api.shopper(1).await;
     let product = t.suite.products()[0].id.to_string();

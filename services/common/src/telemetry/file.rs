@@ -28,11 +28,17 @@ impl OtlpJsonFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| anyhow::anyhow!("opening TRACE_FILE {}: {e}", path.display()))?;
+        // A replica killed mid-write left a cut last line: end it, so the first line written
+        // now is not glued to it and lost with it.
+        if ends_unfinished(&mut file)? {
+            file.write_all(b"\n")?;
+        }
         Ok(Self {
             file: Mutex::new(file),
             resource: ResourceAttributesWithSchema::default(),
@@ -48,6 +54,18 @@ impl OtlpJsonFile {
         line.push(b'\n');
         Ok(line)
     }
+}
+
+/// Whether `file` is not empty and its last byte is not a newline.
+fn ends_unfinished(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 impl SpanExporter for OtlpJsonFile {
@@ -124,6 +142,7 @@ mod tests {
             provider.shutdown().expect("flush");
         }
         let text = std::fs::read_to_string(&path).expect("written");
+        let whole = text.clone();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
@@ -159,6 +178,25 @@ mod tests {
         assert_eq!(child["kind"], 4);
         let second = spans[3];
         assert_eq!(second["startTimeUnixNano"], "1700000001000000000");
+
+        // A replica killed mid-line, then started again: its cut line stays cut, its new
+        // lines stay whole.
+        std::fs::write(&path, format!("{whole}{{\"resourceSpans\":[{{\"reso")).expect("cut");
+        let exporter = OtlpJsonFile::create(&path).expect("reopen");
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter)
+            .build();
+        provider.tracer("t").start("after the restart").end();
+        provider.shutdown().expect("flush");
+        let text = std::fs::read_to_string(&path).expect("written");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        assert!(serde_json::from_str::<serde_json::Value>(lines[4]).is_err());
+        let last: serde_json::Value = serde_json::from_str(lines[5]).expect("a whole line");
+        assert_eq!(
+            last["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"],
+            "after the restart"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
