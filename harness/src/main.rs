@@ -495,15 +495,10 @@ struct ProtocolArgs {
     /// ones; the report breaks the checkout traces down by hop. `compare` gives the
     /// services the same `TRACE_SAMPLE_RATIO` and keeps their spans in `raw/<mode>/traces/`;
     /// for `study` it is k6's alone (compose's services send their spans to Jaeger, and
-    /// compose gives the study container their `TRACE_SAMPLE_RATIO`).
-    #[arg(
-        long,
-        value_name = "RATIO",
-        env = "TRACE_SAMPLE_RATIO",
-        default_value_t = 0.0,
-        value_parser = parse_ratio
-    )]
-    trace_sample: f64,
+    /// compose gives the study container their `TRACE_SAMPLE_RATIO`); 0: off [default:
+    /// sustained 0.01, flash 0.2: enough checkout traces to fill the breakdown].
+    #[arg(long, value_name = "RATIO", env = "TRACE_SAMPLE_RATIO", value_parser = parse_ratio)]
+    trace_sample: Option<f64>,
 }
 
 /// Options left unset take the study's value, or the `--quick` profile's with `--quick`.
@@ -911,9 +906,21 @@ mod tests {
                 _ => panic!("not compare"),
             })
         };
-        assert_eq!(compare(&[]).expect("parses"), 0.0);
-        assert_eq!(compare(&["--trace-sample", "0.1"]).expect("parses"), 0.1);
-        assert_eq!(compare(&["--trace-sample", "1"]).expect("parses"), 1.0);
+        // Unset: each scenario's own share (CompareOptions::trace_sample).
+        let unset = compare(&[]).expect("parses");
+        assert_eq!(unset, None);
+        assert_eq!(
+            compare(&["--trace-sample", "0"]).expect("parses"),
+            Some(0.0)
+        );
+        assert_eq!(
+            compare(&["--trace-sample", "0.1"]).expect("parses"),
+            Some(0.1)
+        );
+        assert_eq!(
+            compare(&["--trace-sample", "1"]).expect("parses"),
+            Some(1.0)
+        );
         for bad in ["1.5", "-0.1", "some", "NaN"] {
             assert!(compare(&["--trace-sample", bad]).is_err(), "{bad}");
         }
@@ -930,7 +937,7 @@ mod tests {
         .expect("parses");
         match cli.command {
             Command::Study(args) => {
-                assert_eq!(args.into_options().protocol.trace_sample_ratio, 0.5)
+                assert_eq!(args.into_options().protocol.trace_sample_ratio, Some(0.5))
             }
             _ => panic!("not study"),
         }

@@ -51,6 +51,18 @@ impl Scenario {
         }
     }
 
+    /// The share of journeys traced unless told otherwise: the smallest that fills the
+    /// report's hop breakdown with a few hundred checkout traces per mode over the study's
+    /// three runs. Tracing on costs the same at 1 % as at 10 % (docs/tracing.md, "What it
+    /// costs"): a sustained run confirms thousands of checkouts, 1 % is enough; a flash run
+    /// sells a few hundred units, a fifth of them is needed.
+    pub fn default_trace_sample(self) -> f64 {
+        match self {
+            Scenario::Flash => 0.2,
+            Scenario::Sustained => 0.01,
+        }
+    }
+
     /// The stock of each product and the per-user limit (0 = none) this scenario is seeded
     /// with, the flash stock being `flash_stock`: what `compare` seeds and `seed --scenario`.
     pub fn stock_and_limit(self, flash_stock: i32) -> (i32, i32) {
@@ -109,8 +121,9 @@ pub struct CompareOptions {
     /// The suites' RabbitMQ; default: the machine's.
     pub amqp_url: Option<String>,
     /// The share of journeys traced (k6's `TRACE_SAMPLE_RATIO`, and the services' in a suite
-    /// `compare` starts); 0: tracing off.
-    pub trace_sample_ratio: f64,
+    /// `compare` starts); 0: tracing off; unset: the scenario's
+    /// ([`Scenario::default_trace_sample`]).
+    pub trace_sample_ratio: Option<f64>,
 }
 
 /// The wait a journey's status polls ask for by default: long enough that a checkout's
@@ -118,6 +131,12 @@ pub struct CompareOptions {
 pub const DEFAULT_POLL_WAIT_SECS: u64 = 5;
 
 impl CompareOptions {
+    /// The share of `scenario`'s journeys traced: the one asked for, else the scenario's.
+    pub fn trace_sample(&self, scenario: Scenario) -> f64 {
+        self.trace_sample_ratio
+            .unwrap_or_else(|| scenario.default_trace_sample())
+    }
+
     /// The defaults of the study's protocol: 2 warm-ups at 250 VUs, then 3 runs at 500, 60 s
     /// each, both modes, both scenarios, 2 replicas per service.
     pub fn study() -> Self {
@@ -152,7 +171,7 @@ impl CompareOptions {
             k6_web_dashboard: false,
             rabbitmq_node: None,
             amqp_url: None,
-            trace_sample_ratio: 0.0,
+            trace_sample_ratio: None,
         }
     }
 
@@ -208,7 +227,8 @@ impl CompareOptions {
         );
         anyhow::ensure!(self.flash_stock > 0, "--flash-stock must be above 0");
         anyhow::ensure!(
-            (0.0..=1.0).contains(&self.trace_sample_ratio),
+            self.trace_sample_ratio
+                .is_none_or(|r| (0.0..=1.0).contains(&r)),
             "--trace-sample must be between 0 and 1"
         );
         anyhow::ensure!(
@@ -395,7 +415,7 @@ fn new_manifest(
             poll_wait_secs: opts.poll_wait_secs,
             login_every_iteration: opts.login_every_iteration,
             quick: opts.quick,
-            trace_sample_ratio: opts.trace_sample_ratio,
+            trace_sample_ratio: opts.trace_sample(scenario),
             service_env: opts.service_env.iter().cloned().collect(),
         },
         environment: environment.clone(),
@@ -555,7 +575,7 @@ impl ModeRun<'_> {
                 .amqp_url
                 .clone()
                 .unwrap_or_else(|| SuiteOptions::default().amqp_url),
-            trace_sample_ratio: o.trace_sample_ratio,
+            trace_sample_ratio: o.trace_sample(self.scenario),
             ..SuiteOptions::default()
         };
         tracing::info!(
@@ -655,7 +675,7 @@ impl ModeRun<'_> {
                 arrival_rate: o.arrival_rate,
                 poll_wait_secs: o.poll_wait_secs,
                 login_every_iteration: o.login_every_iteration,
-                trace_sample_ratio: o.trace_sample_ratio,
+                trace_sample_ratio: o.trace_sample(self.scenario),
             }
             .env();
             if o.k6_web_dashboard {
@@ -864,9 +884,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unset_trace_sample_is_the_scenarios_own_and_0_is_off() {
+        let unset = CompareOptions::study();
+        assert_eq!(unset.trace_sample_ratio, None);
+        assert_eq!(unset.trace_sample(Scenario::Sustained), 0.01);
+        assert_eq!(unset.trace_sample(Scenario::Flash), 0.2);
+        let off = CompareOptions {
+            trace_sample_ratio: Some(0.0),
+            ..CompareOptions::study()
+        };
+        assert_eq!(off.trace_sample(Scenario::Flash), 0.0);
+        assert_eq!(off.trace_sample(Scenario::Sustained), 0.0);
+    }
+
+    #[test]
     fn the_manifest_records_the_trace_sample() {
         let opts = CompareOptions {
-            trace_sample_ratio: 0.2,
+            trace_sample_ratio: Some(0.2),
             ..CompareOptions::quick()
         };
         let m = new_manifest(
@@ -877,7 +911,7 @@ mod tests {
         );
         assert_eq!(m.settings.trace_sample_ratio, 0.2);
         assert!(CompareOptions {
-            trace_sample_ratio: 1.5,
+            trace_sample_ratio: Some(1.5),
             ..CompareOptions::quick()
         }
         .validate()

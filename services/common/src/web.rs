@@ -478,7 +478,7 @@ where
             // request's `traceparent`; not even wrapped with tracing off.
             .wrap(actix_web::middleware::Condition::new(
                 crate::telemetry::enabled(),
-                tracing_actix_web::TracingLogger::default(),
+                tracing_actix_web::TracingLogger::<crate::telemetry::propagate::ServerSpan>::new(),
             ))
             .configure(|cfg| configure(cfg, &config, readiness.clone()))
             .configure(app.clone())

@@ -128,6 +128,53 @@ impl Publishing {
     }
 }
 
+/// The span of each request served: its name (`METHOD route`), kind and status, its parent
+/// from the request's `traceparent`, and nothing else. tracing-actix-web's default span
+/// records a dozen fields more (host, client address, user agent, target, a request id, ...),
+/// paid on every request, sampled or not.
+pub struct ServerSpan;
+
+impl tracing_actix_web::RootSpanBuilder for ServerSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        let route = request.match_pattern();
+        let route = route.as_deref().unwrap_or("default");
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %format_args!("{} {route}", request.method()),
+            otel.kind = "server",
+            http.route = %route,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let parent = request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parent_from);
+        if let Some(parent) = parent {
+            let _ = span.set_parent(parent);
+        }
+        span
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let status = match outcome {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        span.record("http.status_code", status.as_u16());
+        let verdict = if status.is_server_error() {
+            "ERROR"
+        } else {
+            "OK"
+        };
+        span.record("otel.status_code", verdict);
+    }
+}
+
 /// Just claimed by the relay: the event's `outbox` span (written → now) and its `publish`
 /// span (now → [`Publishing::end`]), and the AMQP headers that carry the latter to the
 /// consumer. `None` when tracing is off or the row's parent does not parse.
