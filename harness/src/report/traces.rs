@@ -143,6 +143,9 @@ pub struct HopFigures {
     /// The share of the traces that have this hop, 0..1.
     pub share: f64,
     pub median_offset_ms: f64,
+    /// A held status poll: in the table, not in the bar nor the hops' sum (it overlaps the
+    /// hops it waits for).
+    pub held: bool,
 }
 
 /// The hop breakdown of a set of checkout traces.
@@ -185,6 +188,7 @@ pub fn breakdown(traces: &[&Trace], spans: &Spans) -> Option<Breakdown> {
             median_ms: percentile(&mut times, 50.0).unwrap_or(0.0),
             p95_ms: percentile(&mut times, 95.0).unwrap_or(0.0),
             median_offset_ms: percentile(&mut offsets, 50.0).unwrap_or(0.0),
+            held: spans.hops[hop as usize].held,
         })
         .collect();
     hops.sort_by(|a, b| {
@@ -352,13 +356,14 @@ pub fn section(
                 continue;
             };
             used += b.traces;
-            let sum: f64 = b.hops.iter().map(|h| h.median_ms).sum();
+            let sum: f64 = b.hops.iter().filter(|h| !h.held).map(|h| h.median_ms).sum();
             level_modes.push(ModeBreakdown {
                 mode: mode.to_string(),
                 mode_name: mode_name.to_string(),
                 summary: format!(
                     "{} checkout trace(s) from {} counted run(s). End to end, first span to \
-                     last: median {}, p95 {}; the hops' medians add up to {}.",
+                     last: median {}, p95 {}; the hops' medians add up to {} (held polls \
+                     aside).",
                     b.traces,
                     windows.len(),
                     MS.format(b.end_to_end_median_ms),
@@ -381,7 +386,7 @@ pub fn section(
                 segments: b
                     .hops
                     .iter()
-                    .filter(|h| h.share >= BAR_MIN_SHARE)
+                    .filter(|h| h.share >= BAR_MIN_SHARE && !h.held)
                     .map(|h| charts::Segment {
                         label: h.hop.clone(),
                         group: h.service.clone(),
@@ -423,9 +428,9 @@ pub fn section(
          hop's. Median and p95 are over the traces that have the hop; \"in traces\" is the share \
          of the traces that have it. Hops are in the order of their median start in the trace. \
          The bar stacks the medians of the hops in at least {:.0} % of the traces, a hue per \
-         service. A status poll held until the status changes is a hop too, whose time is \
-         the wait for the hops of the events it waits on: in async mode the hops add up to \
-         more than the end-to-end time.",
+         service. A status poll the service held until the status changed is marked (held): \
+         its time is the wait for the hops of the events it waits on, so it is in the table \
+         but neither in the bar nor in the hops' sum.",
         ratio_text(ratio),
         BAR_MIN_SHARE * 100.0
     );
@@ -585,7 +590,7 @@ mod tests {
             ("reservation POST /api/reservations", 5.0),
             ("payment process ReservationBound.v1", 26.0),
             // Two held polls: 20 and 14 ms.
-            ("reservation GET /api/reservations/{id}", 34.0),
+            ("reservation GET /api/reservations/{id} (held)", 34.0),
             // In C two receives (order's and inventory's) overlap inside the publish: their
             // union is subtracted once, so C's publish keeps 3 ms of its 6 (not 0).
             ("payment publish PaymentSucceeded.v1", 1.0),
@@ -636,7 +641,22 @@ mod tests {
         assert_eq!(
             level.modes[0].summary,
             "3 checkout trace(s) from 2 counted run(s). End to end, first span to last: median \
-             200 ms, p95 290 ms; the hops' medians add up to 170 ms."
+             200 ms, p95 290 ms; the hops' medians add up to 170 ms (held polls aside)."
+        );
+        // Held polls are rows of the table, and neither in the bar nor in the hops' sum.
+        let async_mode = &level.modes[1];
+        let held: Vec<&str> = async_mode
+            .rows
+            .iter()
+            .filter(|r| r.hop.ends_with("(held)"))
+            .map(|r| r.hop.as_str())
+            .collect();
+        assert_eq!(
+            held,
+            [
+                "reservation GET /api/reservations/{id} (held)",
+                "order GET /api/orders/{id} (held)"
+            ]
         );
         let charge = &level.modes[0].rows[12];
         assert_eq!(
@@ -658,6 +678,8 @@ mod tests {
         // The fan-out hops (in a third of the traces) are in the table, not in the bar.
         assert!(chart.svg.contains("payment process ReservationBound.v1"));
         assert!(!chart.svg.contains("inventory receive PaymentSucceeded.v1"));
+        assert!(!chart.svg.contains("(held)"));
+        assert!(chart.svg.contains("reservation POST /api/reservations"));
 
         // A level without counted traces has no table; no level at all: one line.
         let none = section(&manifest, &[250], &loaded)

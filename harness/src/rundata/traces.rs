@@ -67,12 +67,17 @@ impl SpanKind {
 pub struct Hop {
     pub service: String,
     pub name: String,
+    /// A status poll the service held until the status changed (`flashsale.held`): its time
+    /// is the wait for the events, not work of its own.
+    pub held: bool,
 }
 
 impl Hop {
-    /// `inventory process ReservationRequested.v1`: how the report names it.
+    /// `inventory process ReservationRequested.v1`, `reservation GET /api/reservations/{id}
+    /// (held)`: how the report names it.
     pub fn label(&self) -> String {
-        format!("{} {}", self.service, self.name)
+        let held = if self.held { " (held)" } else { "" };
+        format!("{} {}{held}", self.service, self.name)
     }
 }
 
@@ -112,10 +117,11 @@ impl Spans {
         &self.hops[span.hop as usize]
     }
 
-    fn intern(&mut self, service: &str, name: &str) -> u32 {
+    fn intern(&mut self, service: &str, name: &str, held: bool) -> u32 {
         let key = Hop {
             service: service.to_string(),
             name: name.to_string(),
+            held,
         };
         if let Some(i) = self.index.get(&key) {
             return *i;
@@ -151,7 +157,7 @@ impl Spans {
                 for raw in scope.spans {
                     match raw.parse() {
                         Some((trace_id, span_id, parent_span_id, kind, start_ns, end_ns)) => {
-                            let hop = self.intern(&service, &raw.name);
+                            let hop = self.intern(&service, &raw.name, raw.held());
                             self.spans.push(Span {
                                 trace_id,
                                 span_id,
@@ -268,6 +274,8 @@ struct RawSpan {
     start_time_unix_nano: Option<Nanos>,
     #[serde(default)]
     end_time_unix_nano: Option<Nanos>,
+    #[serde(default)]
+    attributes: Vec<KeyValue>,
 }
 
 /// OTLP JSON writes 64-bit integers as strings; a number is taken too.
@@ -290,6 +298,14 @@ impl Nanos {
 type Parsed = (u128, u64, Option<u64>, SpanKind, u64, u64);
 
 impl RawSpan {
+    /// Whether the span says it was a held status poll (`flashsale.held`, a boolValue).
+    fn held(&self) -> bool {
+        self.attributes.iter().any(|a| {
+            a.key == "flashsale.held"
+                && a.value.get("boolValue") == Some(&serde_json::Value::Bool(true))
+        })
+    }
+
     /// Its ids, parent, kind and times; `None` when an id or a time is missing or invalid
     /// (an all-zero trace or span id is invalid in W3C trace context).
     fn parse(&self) -> Option<Parsed> {

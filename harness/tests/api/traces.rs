@@ -19,6 +19,8 @@ struct Span {
     parent: String,
     start: u128,
     end: u128,
+    /// `flashsale.held`: a status poll the service held.
+    held: bool,
 }
 
 fn string(v: &Value) -> String {
@@ -63,6 +65,9 @@ fn spans_of(t: &TestSuite, trace_id: &str) -> Vec<Span> {
                             parent: string(&s["parentSpanId"]),
                             start: nanos(&s["startTimeUnixNano"]),
                             end: nanos(&s["endTimeUnixNano"]),
+                            held: s["attributes"].as_array().into_iter().flatten().any(|kv| {
+                                kv["key"] == "flashsale.held" && kv["value"]["boolValue"] == true
+                            }),
                         });
                     }
                 }
@@ -167,12 +172,27 @@ async fn one_checkout_is_one_connected_trace(mode: Mode) {
     let shopper = api.shopper(1).await;
     let product = t.suite.products()[0].id.to_string();
     let outcome = shopper.checkout(&product).await;
-    assert!(matches!(outcome, Outcome::Confirmed { .. }), "{outcome:?}");
+    let Outcome::Confirmed { order_id } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    // A poll that asks to be held (`Prefer: wait`), as k6's journey does: its span says so
+    // (the async status URLs honour the preference).
+    let held = api
+        .client
+        .get(format!("{}/api/orders/{order_id}", api.base))
+        .bearer_auth(&shopper.token)
+        .header("Prefer", "wait=1")
+        .send()
+        .await
+        .expect("poll");
+    let applied = held.headers().contains_key("preference-applied");
+    assert_eq!(applied, mode == Mode::Async, "Preference-Applied in {mode}");
 
-    let expected: Vec<(String, String)> = expected_hops(mode)
+    let mut expected: Vec<(String, String)> = expected_hops(mode)
         .into_iter()
         .map(|(s, n)| (s.to_string(), n.to_string()))
         .collect();
+    expected.push(("order".into(), "GET /api/orders/{id}".into()));
     let deadline = Instant::now() + Duration::from_secs(20);
     let spans = loop {
         let spans = spans_of(&t, &trace_id);
@@ -203,6 +223,23 @@ async fn one_checkout_is_one_connected_trace(mode: Mode) {
         );
         assert!(s.end >= s.start && s.start > 0, "{s:?}");
     }
+    let polls: Vec<bool> = spans
+        .iter()
+        .filter(|s| s.name == "GET /api/orders/{id}")
+        .map(|s| s.held)
+        .collect();
+    assert_eq!(
+        polls.contains(&true),
+        mode == Mode::Async,
+        "held polls marked in {mode}: {polls:?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.held)
+            .all(|s| s.name.starts_with("GET /api/")),
+        "only status polls are held"
+    );
     let parent_of = |s: &Span| ids.get(s.parent.as_str()).copied();
     match mode {
         Mode::Sync => {

@@ -145,6 +145,7 @@ impl tracing_actix_web::RootSpanBuilder for ServerSpan {
             http.route = %route,
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
+            flashsale.held = tracing::field::Empty,
         );
         let parent = request
             .headers()
@@ -162,7 +163,17 @@ impl tracing_actix_web::RootSpanBuilder for ServerSpan {
         outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
     ) {
         let status = match outcome {
-            Ok(response) => response.status(),
+            Ok(response) => {
+                // A status poll the service held until the status changed: its time is the
+                // wait for the events, which a reader keeps apart from the hops.
+                if response
+                    .headers()
+                    .contains_key(crate::changes::PREFERENCE_APPLIED)
+                {
+                    span.record("flashsale.held", true);
+                }
+                response.status()
+            }
             Err(error) => error.as_response_error().status_code(),
         };
         span.record("http.status_code", status.as_u16());
