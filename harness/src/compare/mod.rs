@@ -531,19 +531,11 @@ impl ModeRun<'_> {
         let o = self.opts;
         let mode = self.mode.as_str();
         let suite_dir = o.run_dir.join(mode);
-        let metrics_dir = suite_dir.join("metrics");
-        // The metrics of an earlier comparison must not be read as this one's.
-        let _ = std::fs::remove_dir_all(&metrics_dir);
-        std::fs::create_dir_all(&metrics_dir)
-            .with_context(|| format!("creating {}", metrics_dir.display()))?;
-        let metrics_dir = std::fs::canonicalize(&metrics_dir)?;
+        // The metrics and spans of an earlier comparison must not be read as this one's: the
+        // replicas append to `<run_dir>/metrics/<instance>.lp` and `traces/<instance>.jsonl`.
+        let metrics_dir = emptied(&suite_dir.join("metrics"))?;
         let kept_metrics = format!("raw/{mode}/metrics");
-        // Nor its spans: the replicas append to `<run_dir>/traces/<instance>.jsonl`.
-        let traces_dir = suite_dir.join(rundata::traces::TRACES_DIR);
-        let _ = std::fs::remove_dir_all(&traces_dir);
-        std::fs::create_dir_all(&traces_dir)
-            .with_context(|| format!("creating {}", traces_dir.display()))?;
-        let traces_dir = std::fs::canonicalize(&traces_dir)?;
+        let traces_dir = emptied(&suite_dir.join(rundata::traces::TRACES_DIR))?;
         let kept_traces = format!("raw/{mode}/{}", rundata::traces::TRACES_DIR);
         manifest.suites.push(SuiteRecord {
             mode: mode.into(),
@@ -831,6 +823,13 @@ fn headline(out_dir: &Path, elapsed: Duration) -> String {
 
 /// Copy the `*.<extension>` files of `from` into `to` (created first when `always`, else
 /// only when there is a file to copy: a suite that traced nothing leaves no empty folder).
+/// `dir`, emptied (created if missing), as an absolute path.
+fn emptied(dir: &Path) -> anyhow::Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(std::fs::canonicalize(dir)?)
+}
+
 fn copy_kept(from: &Path, to: &Path, extension: &str, always: bool) -> anyhow::Result<()> {
     if always {
         std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;

@@ -116,12 +116,7 @@ impl Drop for Telemetry {
 /// Logging always, tracing as the environment says (docs/tracing.md). A tracing setting that
 /// does not parse is an error: the replica does not start with tracing silently off.
 pub fn init(service: &str) -> anyhow::Result<Telemetry> {
-    let settings = TraceSettings::from_env()?;
-    init_with(service, &settings)
-}
-
-/// [`init`] with the settings given.
-pub fn init_with(service: &str, settings: &TraceSettings) -> anyhow::Result<Telemetry> {
+    let settings = &TraceSettings::from_env()?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     // Log lines are events only: request spans would otherwise add their fields to each line.
@@ -136,9 +131,6 @@ pub fn init_with(service: &str, settings: &TraceSettings) -> anyhow::Result<Tele
     let otel = provider.as_ref().map(|provider| {
         let tracer = provider.tracer("flashsale");
         let _ = TRACER.set(tracer.clone());
-        opentelemetry::global::set_text_map_propagator(
-            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-        );
         // Spans only, at info and above: log events do not become span events.
         tracing_opentelemetry::layer()
             .with_tracer(tracer)

@@ -1,6 +1,6 @@
-//! The spans a checkout crosses besides the requests themselves (those are
-//! tracing-actix-web's), and the W3C `traceparent` that ties them into one trace: on the
-//! calls a service makes ([`client_span`], [`traceparent_of`]), in the outbox row an event
+//! The spans a checkout crosses, and the W3C `traceparent` that ties them into one trace: on
+//! the requests a service serves ([`ServerSpan`], under tracing-actix-web's middleware), on
+//! the calls it makes ([`client_span`], [`traceparent_of`]), in the outbox row an event
 //! is appended with ([`current_traceparent`]), and in the AMQP headers the relay publishes
 //! it with ([`publishing`]) and a consumer reads it from ([`received`], [`process_span`]).
 //! Names, kinds and times are docs/tracing.md's. With tracing off every function here
@@ -9,13 +9,12 @@
 use super::tracer;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
-use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
 };
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -37,10 +36,23 @@ fn format(span: &SpanContext) -> Option<String> {
     })
 }
 
+/// A carrier of one `traceparent` value, read where it is (a header of a request or a
+/// message) without copying it into a map first.
+struct OneHeader<'a>(&'a str);
+
+impl Extractor for OneHeader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == TRACEPARENT).then_some(self.0)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT]
+    }
+}
+
 /// The context `traceparent` names (as a remote parent), when it parses.
 pub fn parent_from(traceparent: &str) -> Option<Context> {
-    let carrier = HashMap::from([(TRACEPARENT.to_string(), traceparent.to_string())]);
-    let cx = TraceContextPropagator::new().extract(&carrier);
+    let cx = TraceContextPropagator::new().extract(&OneHeader(traceparent));
     cx.span().span_context().is_valid().then_some(cx)
 }
 
@@ -67,11 +79,15 @@ pub fn current_traceparent() -> Option<String> {
     context.is_sampled().then(|| format(&context)).flatten()
 }
 
+fn without_query(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(path, _)| path)
+}
+
 /// `path` without its query, its ids written `{id}` (UUIDs, numbers), for a span name that
 /// groups calls.
 pub fn path_template(path: &str) -> String {
-    let path = path.split_once('?').map_or(path, |(path, _)| path);
-    path.split('/')
+    without_query(path)
+        .split('/')
         .map(|segment| {
             let id = uuid::Uuid::try_parse(segment).is_ok()
                 || (!segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()));
@@ -97,7 +113,7 @@ pub fn client_span(method: &str, path: &str) -> tracing::Span {
         otel.name = %name,
         otel.kind = "client",
         http.request.method = %method,
-        url.path = %path.split_once('?').map_or(path, |(path, _)| path),
+        url.path = %without_query(path),
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     )
@@ -107,7 +123,7 @@ pub fn client_span(method: &str, path: &str) -> tracing::Span {
 #[derive(Debug, Clone)]
 pub struct Outbound {
     pub traceparent: String,
-    /// When the row was written (its transaction's `now()`).
+    /// When the row was inserted (its `clock_timestamp()`).
     pub created_at: SystemTime,
 }
 
@@ -233,11 +249,10 @@ fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a AMQPVal
 /// trace.
 pub fn received(properties: &BasicProperties, event: &str) -> Option<Context> {
     let tracer = tracer()?;
-    let traceparent = match header(properties, TRACEPARENT)? {
-        AMQPValue::LongString(s) => s.to_string(),
+    let parent = match header(properties, TRACEPARENT)? {
+        AMQPValue::LongString(s) => parent_from(std::str::from_utf8(s.as_bytes()).ok()?)?,
         _ => return None,
     };
-    let parent = parent_from(&traceparent)?;
     let now = SystemTime::now();
     let sent = match header(properties, SENT_AT_HEADER) {
         Some(AMQPValue::LongLongInt(us)) => u64::try_from(*us)
